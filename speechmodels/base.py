@@ -1,0 +1,62 @@
+"""The one interface every model family implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from speechmodels.config import ModelConfig
+
+
+class InputError(ValueError):
+    """A request item the model cannot accept (the caller's mistake, an HTTP 400).
+
+    ``status`` lets a bound (duration, size) be reported as 413 instead.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_input", status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status = status
+
+
+class SpeechModel(ABC):
+    """A loaded model that serves one request item at a time or many in one batched call.
+
+    The split matters for the fleet: ``prepare`` runs per request on the caller's thread
+    (decoding, validation: a bad item fails alone, before any batch is formed) and
+    ``infer_batch`` runs once per micro-batch.
+    """
+
+    #: what the family produces for each item; documents the contract of ``infer_batch``
+    output_kind: ClassVar[str] = ""
+
+    def __init__(self, config: ModelConfig, device: str):
+        self.config = config
+        self.device = device
+
+    @classmethod
+    @abstractmethod
+    def load(cls, config: ModelConfig, device: str | None = None) -> SpeechModel:
+        """Resolve the weights named by ``config.model`` and load them on ``device``."""
+
+    @abstractmethod
+    def prepare(self, request: Mapping[str, Any]) -> Any:
+        """Decode and validate one request item; raise :class:`InputError` for bad input."""
+
+    @abstractmethod
+    def infer_batch(self, items: Sequence[Any]) -> list[Any]:
+        """Run ONE batched model call over prepared items; one output per item, in order.
+
+        An item may get an ``Exception`` instance instead of an output: it fails alone.
+        """
+
+    def infer(self, request: Mapping[str, Any]) -> Any:
+        """Prepare and run one item (convenience for notebooks and scripts)."""
+        (output,) = self.infer_batch([self.prepare(request)])
+        if isinstance(output, Exception):
+            raise output
+        return output

@@ -1,0 +1,78 @@
+"""Model configuration: HSE's ``config.yml`` ``model_configs`` schema plus fleet fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class DeviceConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    device: str = "cpu"
+
+
+class ModelConfig(BaseModel):
+    """One entry of ``model_configs``.
+
+    HSE fields are kept with their names so an HSE ``config.yml`` loads unchanged; unknown
+    HSE fields are tolerated (``extra="allow"``) rather than rejected.
+    """
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+    model: str = Field(min_length=1, description="local path, 'package:<name>[/<subpath>]' or HF repo id")
+    model_type: str
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+    dtype: str = "float32"
+    device_config: DeviceConfig = Field(default_factory=DeviceConfig)
+    language: str | None = None
+    voices: list[str] | None = None
+    load_format: str = "auto"
+    revision: str | None = None
+    seed: int | None = None
+    # fleet fields
+    max_wait_ms: float = Field(default=10.0, ge=0, le=10_000, description="longest a batch waits to fill")
+    options: dict = Field(default_factory=dict, description="family-specific settings")
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        if value not in {"auto", "float32", "float16", "bfloat16"}:
+            raise ValueError(f"unsupported dtype {value!r}")
+        return value
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue that carries this model's work."""
+        return f"model.{self.name}"
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable or invalid."""
+
+
+def load_model_configs(path: str | Path) -> list[ModelConfig]:
+    """Read ``model_configs`` from a YAML file, with one clear error for any problem."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    entries = document.get("model_configs") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"config {path} has no 'model_configs' list")
+    try:
+        configs = [ModelConfig.model_validate(entry) for entry in entries]
+    except ValidationError as exc:
+        raise ConfigError(f"config {path}: {exc}") from exc
+    names = [config.name for config in configs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"config {path}: duplicate model names {duplicates}")
+    return configs

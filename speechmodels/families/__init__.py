@@ -1,0 +1,1 @@
+"""One folder per model family; each is registered in ``speechmodels.registry``."""

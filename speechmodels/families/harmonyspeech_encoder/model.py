@@ -1,0 +1,141 @@
+"""HarmonySpeech speaker encoder: the GE2E network (LSTM over 40-band mel frames -> 256-d,
+ReLU, L2-normalised), averaged over overlapping partial utterances.
+
+Two checkpoint layouts load into the same network:
+- HSE's: ``encoder/config.json`` + ``encoder/encoder.pt`` in a repo or folder;
+- the ``resemblyzer`` package's ``pretrained.pt`` (real weights, the default here).
+Both hold ``{"model_state": state_dict}`` with keys ``lstm.*``, ``linear.*`` and the GE2E
+loss's ``similarity_weight``/``similarity_bias`` (kept so the state dict loads strictly).
+
+A micro-batch is one forward pass: the partial windows of every item are stacked into one
+tensor and the per-item means are taken afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from speechmodels import audio
+from speechmodels.base import InputError, SpeechModel
+from speechmodels.config import ModelConfig
+from speechmodels.families.harmonyspeech_encoder import preprocess
+from speechmodels.weights import WeightsNotFound, resolve_weights
+
+
+class EncoderConfig(BaseModel):
+    """Hyper-parameters; field names follow the encoder's ``config.json``."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    sampling_rate: int = 16_000
+    mel_window_length: int = 25  # ms
+    mel_window_step: int = 10  # ms
+    mel_n_channels: int = 40
+    partials_n_frames: int = 160  # 1.6 s
+    vad_window_length: int = 30  # ms
+    vad_moving_average_width: int = 8
+    vad_max_silence_length: int = 6
+    audio_norm_target_dBFS: float = -30
+    model_hidden_size: int = 256
+    model_embedding_size: int = 256
+    model_num_layers: int = 3
+
+
+class SpeakerEncoderNet(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(config.mel_n_channels, config.model_hidden_size, config.model_num_layers, batch_first=True)
+        self.linear = nn.Linear(config.model_hidden_size, config.model_embedding_size)
+        self.relu = nn.ReLU()
+        # GE2E similarity scale and offset: unused at inference, present in every checkpoint
+        self.similarity_weight = nn.Parameter(torch.tensor([10.0]))
+        self.similarity_bias = nn.Parameter(torch.tensor([-5.0]))
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, n_mels) -> (batch, embedding) L2-normalised partial embeddings."""
+        _, (hidden, _) = self.lstm(mels)
+        raw = self.relu(self.linear(hidden[-1]))
+        return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True).clamp_min(1e-8)
+
+
+class EmbedParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    partials_per_second: float = 1.3
+    min_coverage: float = 0.75
+
+
+class HarmonySpeechEncoder(SpeechModel):
+    output_kind = "speaker embedding (float32 vector, L2-normalised)"
+
+    def __init__(self, config: ModelConfig, device: str, net: SpeakerEncoderNet, hparams: EncoderConfig):
+        super().__init__(config, device)
+        self.net = net
+        self.hparams = hparams
+        self.params = EmbedParams.model_validate(config.options)
+
+    @classmethod
+    def load(cls, config: ModelConfig, device: str | None = None) -> HarmonySpeechEncoder:
+        device = device or config.device_config.device
+        root = resolve_weights(config.model, config.revision)
+        checkpoint_file, hparams = _locate_checkpoint(root)
+        checkpoint = torch.load(checkpoint_file, map_location="cpu", weights_only=True)
+        state = checkpoint.get("model_state", checkpoint)
+        net = SpeakerEncoderNet(hparams)
+        net.load_state_dict(state, strict=True)
+        net.eval().to(device)
+        return cls(config, device, net, hparams)
+
+    @property
+    def embedding_size(self) -> int:
+        return self.hparams.model_embedding_size
+
+    def prepare(self, request: Mapping[str, Any]) -> np.ndarray:
+        """Waveform -> stacked partial mel windows, (partials, frames, n_mels)."""
+        h = self.hparams
+        samples = audio.decode(request["audio"], h.sampling_rate)
+        samples = preprocess.normalize_volume(samples, h.audio_norm_target_dBFS)
+        samples = preprocess.trim_long_silences(samples, h.sampling_rate, h.vad_window_length,
+                                                h.vad_moving_average_width, h.vad_max_silence_length)
+        samples_per_frame = h.sampling_rate * h.mel_window_step // 1000
+        if len(samples) < samples_per_frame:
+            raise InputError("audio is too short to embed (under one 10 ms frame of speech)", param="input_audio")
+        windows, padded_length = preprocess.partial_windows(
+            len(samples), samples_per_frame, h.partials_n_frames, self.params.partials_per_second,
+            h.sampling_rate, self.params.min_coverage)
+        samples = np.pad(samples, (0, max(0, padded_length - len(samples))))
+        mels = preprocess.mel_frames(samples, h.sampling_rate, h.mel_window_length, h.mel_window_step, h.mel_n_channels)
+        return np.stack([mels[window] for window in windows])
+
+    @torch.inference_mode()
+    def infer_batch(self, items: Sequence[np.ndarray]) -> list[np.ndarray]:
+        counts = [len(partials) for partials in items]
+        stacked = torch.from_numpy(np.concatenate(items)).to(self.device)
+        partial_embeddings = self.net(stacked).cpu().numpy()
+        outputs = []
+        for chunk in np.split(partial_embeddings, np.cumsum(counts)[:-1]):
+            mean = chunk.mean(axis=0)
+            outputs.append((mean / max(np.linalg.norm(mean), 1e-8)).astype(np.float32))
+        return outputs
+
+
+def _locate_checkpoint(root: Path) -> tuple[Path, EncoderConfig]:
+    """Find the checkpoint and its hyper-parameters in either supported layout."""
+    if root.is_file():
+        return root, EncoderConfig()
+    for folder in (root / "encoder", root):
+        if (folder / "encoder.pt").is_file():
+            config_file = folder / "config.json"
+            hparams = EncoderConfig.model_validate(json.loads(config_file.read_text())) if config_file.is_file() else EncoderConfig()
+            return folder / "encoder.pt", hparams
+    if (root / "pretrained.pt").is_file():
+        return root / "pretrained.pt", EncoderConfig()
+    raise WeightsNotFound(f"no encoder/encoder.pt or pretrained.pt under {root}")

@@ -1,0 +1,143 @@
+"""Silero VAD (v5/v6 ONNX) run with onnxruntime, batched across requests.
+
+The network is a streaming model: 512-sample windows at 16 kHz, each preceded by the last
+64 samples of the previous window, with a (2, batch, 128) recurrent state. A micro-batch is
+run as one stream of batched steps: items sorted longest first, so the items still running
+at any step are a prefix of the batch and the state is simply sliced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from speechmodels import audio
+from speechmodels.base import InputError, SpeechModel
+from speechmodels.config import ModelConfig
+from speechmodels.families.silero_vad.segments import SegmentRules, speech_segments
+from speechmodels.weights import find_file, resolve_weights
+
+SAMPLE_RATE = 16_000
+WINDOW = 512
+CONTEXT = 64
+STATE_SIZE = 128
+
+
+class VADParams(BaseModel):
+    """Per-request settings (HSE's field names and defaults)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    min_speech_duration_ms: int = Field(default=250, ge=0, le=60_000)
+    min_silence_duration_ms: int = Field(default=100, ge=0, le=60_000)
+    speech_pad_ms: int = Field(default=30, ge=0, le=10_000)
+    return_seconds: bool = False
+    get_timestamps: bool = True
+
+
+@dataclass(frozen=True)
+class VoiceActivity:
+    speech_activity: bool
+    # (start, end) in samples at 16 kHz, or in seconds when return_seconds was asked
+    timestamps: list[tuple[float, float]] | None
+
+
+@dataclass(frozen=True)
+class _Item:
+    samples: np.ndarray
+    params: VADParams
+
+
+class SileroVAD(SpeechModel):
+    output_kind = "voice activity"
+
+    def __init__(self, config: ModelConfig, device: str, session):
+        super().__init__(config, device)
+        self._session = session
+
+    @classmethod
+    def load(cls, config: ModelConfig, device: str | None = None) -> SileroVAD:
+        import onnxruntime
+
+        device = device or config.device_config.device
+        root = resolve_weights(config.model, config.revision)
+        # package layout: silero_vad/data/silero_vad.onnx; HF layouts keep it under files/ or onnx/
+        onnx_file = find_file(root, "silero_vad.onnx", "data/silero_vad.onnx", "files/silero_vad.onnx",
+                              "onnx/silero_vad.onnx", pattern="silero_vad.onnx")
+        options = onnxruntime.SessionOptions()
+        # small sequential graph: one thread per session is fastest; batching supplies the width
+        options.intra_op_num_threads = int(config.options.get("intra_op_threads", 1))
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(str(onnx_file), sess_options=options, providers=_providers(device))
+        return cls(config, device, session)
+
+    def prepare(self, request: Mapping[str, Any]) -> _Item:
+        try:
+            params = VADParams.model_validate(request)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(first["msg"], param=".".join(map(str, first["loc"]))) from None
+        return _Item(audio.decode(request["audio"], SAMPLE_RATE), params)
+
+    def speech_probabilities(self, streams: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per-window speech probability for each 16 kHz stream, all run in one batched pass."""
+        n_windows = [max(1, -(-len(samples) // WINDOW)) for samples in streams]
+        order = sorted(range(len(streams)), key=lambda index: -n_windows[index])
+        longest = n_windows[order[0]]
+        padded = np.zeros((len(streams), longest * WINDOW), dtype=np.float32)
+        for row, index in enumerate(order):
+            padded[row, : len(streams[index])] = streams[index]
+        state = np.zeros((2, len(streams), STATE_SIZE), dtype=np.float32)
+        context = np.zeros((len(streams), CONTEXT), dtype=np.float32)
+        probabilities = np.zeros((len(streams), longest), dtype=np.float32)
+        sorted_windows = [n_windows[index] for index in order]
+        sample_rate = np.array(SAMPLE_RATE, dtype=np.int64)
+        active = len(streams)
+        for step in range(longest):
+            while sorted_windows[active - 1] <= step:  # the shortest items have finished
+                active -= 1
+            chunk = padded[:active, step * WINDOW : (step + 1) * WINDOW]
+            frame = np.concatenate([context[:active], chunk], axis=1)
+            output, new_state = self._session.run(
+                None, {"input": frame, "state": state[:, :active], "sr": sample_rate}
+            )
+            state[:, :active] = new_state
+            context[:active] = chunk[:, -CONTEXT:]
+            probabilities[:active, step] = output[:, 0]
+        result: list[np.ndarray] = [np.empty(0)] * len(streams)
+        for row, index in enumerate(order):
+            result[index] = probabilities[row, : n_windows[index]]
+        return result
+
+    def infer_batch(self, items: Sequence[_Item]) -> list[VoiceActivity]:
+        all_probabilities = self.speech_probabilities([item.samples for item in items])
+        return [self._activity(item, probabilities) for item, probabilities in zip(items, all_probabilities)]
+
+    @staticmethod
+    def _activity(item: _Item, probabilities: np.ndarray) -> VoiceActivity:
+        params = item.params
+        rules = SegmentRules(params.threshold, params.min_speech_duration_ms,
+                             params.min_silence_duration_ms, params.speech_pad_ms)
+        segments = speech_segments(probabilities, len(item.samples), WINDOW, SAMPLE_RATE, rules)
+        if not params.get_timestamps:
+            return VoiceActivity(bool(segments), None)
+        if params.return_seconds:
+            return VoiceActivity(bool(segments), [(round(s / SAMPLE_RATE, 3), round(e / SAMPLE_RATE, 3)) for s, e in segments])
+        return VoiceActivity(bool(segments), [(int(s), int(e)) for s, e in segments])
+
+
+def _providers(device: str) -> list:
+    if device.startswith("cuda"):
+        _, _, index = device.partition(":")
+        return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
+    if device != "cpu":
+        raise ValueError(f"unsupported device {device!r} (use cpu or cuda:N)")
+    return ["CPUExecutionProvider"]
+
+

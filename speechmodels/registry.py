@@ -1,0 +1,57 @@
+"""Model families keyed by HSE's ``model_type``.
+
+An alias table in the style of Celery's pools and backends: each entry names the class by
+import path, so reading the table (the API does, to know which model serves what) imports
+no model runtime. Adding a family is one folder under ``families/`` and one entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from speechmodels.base import SpeechModel
+from speechmodels.config import ModelConfig
+
+# capability names used across the service
+VAD = "vad"
+SPEAKER_EMBEDDING = "embed"
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    target: str  # "module:Class"
+    capabilities: frozenset[str]
+
+    def load_class(self) -> type[SpeechModel]:
+        module_name, _, class_name = self.target.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+MODEL_FAMILIES: dict[str, ModelFamily] = {
+    "SileroVAD": ModelFamily("speechmodels.families.silero_vad:SileroVAD", frozenset({VAD})),
+    "HarmonySpeechEncoder": ModelFamily(
+        "speechmodels.families.harmonyspeech_encoder:HarmonySpeechEncoder", frozenset({SPEAKER_EMBEDDING})
+    ),
+}
+
+
+class UnknownModelType(KeyError):
+    def __str__(self) -> str:
+        return f"unknown model_type {self.args[0]!r}; known: {sorted(MODEL_FAMILIES)}"
+
+
+def family_of(model_type: str) -> ModelFamily:
+    try:
+        return MODEL_FAMILIES[model_type]
+    except KeyError:
+        raise UnknownModelType(model_type) from None
+
+
+def capabilities_of(config: ModelConfig) -> frozenset[str]:
+    return family_of(config.model_type).capabilities
+
+
+def load_model(config: ModelConfig, device: str | None = None) -> SpeechModel:
+    """Load the family named by ``config.model_type`` with its weights."""
+    return family_of(config.model_type).load_class().load(config, device=device)
