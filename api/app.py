@@ -1,0 +1,57 @@
+"""The app factory: everything the routes need is built once in the lifespan and kept on
+``app.state``."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from api.catalog import ModelCatalog
+from api.dispatch import JobDispatcher
+from api.errors import install_error_handlers
+from api.jobs import AsyncJobStore, JobEvents
+from api.middleware import BodySizeLimit, RequestId
+from api.routes import embed, health, jobs, metrics, models, vad
+from speechmodels import load_model_configs
+from workers.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    catalog = ModelCatalog(load_model_configs(settings.config))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from workers.celery_app import app as celery_app
+
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True,
+                                         socket_timeout=settings.redis_timeout_s,
+                                         socket_connect_timeout=settings.redis_timeout_s,
+                                         health_check_interval=10)
+        store = AsyncJobStore(client, settings.job_ttl_s)
+        events = JobEvents(client)
+        events.start()
+        app.state.settings = settings
+        app.state.catalog = catalog
+        app.state.job_store = store
+        app.state.dispatcher = JobDispatcher(client, celery_app, store, events, settings)
+        try:
+            yield
+        finally:
+            await events.stop()
+            await client.aclose()
+
+    app = FastAPI(
+        title="speechfleet",
+        summary="Speech inference on a Celery + Redis worker fleet; HSE- and OpenAI-compatible.",
+        version=health._version(),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (vad, embed, models, jobs, health, metrics):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestId)
+    return app

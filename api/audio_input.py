@@ -1,0 +1,24 @@
+"""Base64 audio fields: decoded once in the API, checked for being real audio (a header
+probe, not a decode) and for duration, so bad input is refused before it is queued."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from api.errors import APIError
+from speechmodels import audio
+
+
+def read_audio(encoded: str, max_seconds: float, param: str = "input_audio") -> bytes:
+    if encoded.startswith("data:"):  # tolerate data URLs: data:audio/wav;base64,....
+        encoded = encoded.partition(",")[2]
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise APIError(400, f"{param} is not valid base64", code="invalid_base64", param=param) from None
+    info = audio.probe(data, param=param)  # InputError -> 400 through the error handlers
+    if info.duration_s is not None and info.duration_s > max_seconds:
+        raise APIError(413, f"{param} is {info.duration_s:.1f}s long; the limit is {max_seconds:g}s",
+                       type="invalid_request_error", code="audio_too_long", param=param)
+    return data

@@ -1,0 +1,40 @@
+"""Dependencies as ``Annotated`` aliases; the objects themselves are built once at start-up
+and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from api.catalog import ModelCatalog
+from api.dispatch import JobDispatcher, Preference
+from api.jobs import AsyncJobStore
+from workers.settings import Settings
+
+
+def _dispatcher(request: Request) -> JobDispatcher:
+    return request.app.state.dispatcher
+
+
+def _catalog(request: Request) -> ModelCatalog:
+    return request.app.state.catalog
+
+
+def _store(request: Request) -> AsyncJobStore:
+    return request.app.state.job_store
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _preference(prefer: Annotated[str | None, Header(description="RFC 7240: 'respond-async' and/or 'wait=<seconds>'")] = None) -> Preference:
+    return Preference.parse(prefer)
+
+
+DispatcherDep = Annotated[JobDispatcher, Depends(_dispatcher)]
+CatalogDep = Annotated[ModelCatalog, Depends(_catalog)]
+JobStoreDep = Annotated[AsyncJobStore, Depends(_store)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PreferenceDep = Annotated[Preference, Depends(_preference)]

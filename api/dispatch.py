@@ -1,0 +1,125 @@
+"""From a validated request to a job: check a consumer is live, record the job, send the
+task to the model's queue, then either answer 202 or wait for the job's end."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from anyio import to_thread
+from celery import Celery
+
+from api.errors import APIError, unavailable
+from api.jobs import AsyncJobStore, JobEvents
+from speechmodels import ModelConfig
+from workers.celery_app import INFER_TASK
+from workers.jobs import QUEUED, JobRecord
+from workers.liveness import consumers_key
+from workers.settings import Settings
+
+
+@dataclass(frozen=True)
+class Preference:
+    """RFC 7240 ``Prefer``: ``respond-async`` and/or ``wait=<seconds>``."""
+
+    respond_async: bool = False
+    wait_s: float | None = None
+
+    @classmethod
+    def parse(cls, header: str | None) -> Preference:
+        if not header:
+            return cls()
+        tokens = [token.strip().lower() for token in header.split(",")]
+        wait = next((m.group(1) for t in tokens if (m := re.fullmatch(r"wait\s*=\s*(\d+(?:\.\d+)?)", t))), None)
+        return cls("respond-async" in tokens, float(wait) if wait is not None else None)
+
+
+class JobDispatcher:
+    def __init__(self, client: aioredis.Redis, celery: Celery, store: AsyncJobStore, events: JobEvents, settings: Settings):
+        self._client = client
+        self._celery = celery
+        self._store = store
+        self._events = events
+        self._settings = settings
+
+    async def live_consumers(self, model_name: str) -> int:
+        now = time.time()
+        return await self._client.zcount(consumers_key(model_name), now - self._settings.heartbeat_ttl_s, "+inf")
+
+    async def queue_depth(self, queue: str) -> int:
+        """Messages waiting in a queue (kombu's Redis transport keeps each queue as a list)."""
+        return await self._client.llen(queue)
+
+    async def submit(self, model: ModelConfig, capability: str, payload: dict[str, Any],
+                     preference: Preference) -> JobRecord:
+        """Queue the job; returns its record once finished, or at once when async was asked.
+
+        Raises 503 when no worker serves the model, 504 when a synchronous wait runs out.
+        """
+        if await self.live_consumers(model.name) == 0:
+            raise unavailable(f"no worker is serving model '{model.name}' right now", code="no_worker")
+        record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
+                           created_at=time.time())
+        await self._store.create(record)
+        waiter = None if preference.respond_async else self._events.register(record.id)
+        try:
+            await to_thread.run_sync(self._send, record, model, capability, payload)
+        except Exception:
+            if waiter is not None:
+                self._events.unregister(record.id, waiter)
+            await self._store.delete(record.id)  # never accepted: leave no phantom job behind
+            raise
+        if waiter is None:
+            return record
+        wait_s = min(preference.wait_s or self._settings.sync_wait_s, self._settings.max_sync_wait_s)
+        return await self._wait(record.id, waiter, wait_s)
+
+    def _send(self, record: JobRecord, model: ModelConfig, capability: str, payload: dict[str, Any]) -> None:
+        # ignore_result: the API must not subscribe to a result channel per task (it reads
+        # job records instead), and the worker need not store the result twice
+        self._celery.send_task(INFER_TASK, args=(record.id, model.name, capability, payload),
+                               task_id=record.id, queue=model.queue, ignore_result=True)
+
+    async def _wait(self, job_id: str, waiter: asyncio.Future, wait_s: float) -> JobRecord:
+        deadline = time.monotonic() + wait_s
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise APIError(504, f"job {job_id} did not finish within {wait_s:g}s; it keeps running: "
+                                   f"poll /v1/jobs/{job_id}", type="timeout", code="sync_wait_exceeded",
+                                   headers={"Location": f"/v1/jobs/{job_id}"}, extra={"job_id": job_id})
+                # the pub/sub wake-up is the fast path; a slow re-read covers a broken subscription
+                slice_s = remaining if self._events.connected.is_set() else min(remaining, 0.5)
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), min(slice_s, 5.0))
+                except asyncio.TimeoutError:
+                    pass
+                record = await self._store.get(job_id)
+                if record is None:
+                    raise APIError(500, f"job {job_id} vanished while running", type="server_error", code="job_lost")
+                if record.finished:
+                    return record
+                if waiter.done():  # a wake-up for a state we already passed: wait for the next
+                    waiter = self._events.register(job_id)
+        finally:
+            self._events.unregister(job_id, waiter)
+
+
+def finished_job_body(record: JobRecord) -> dict[str, Any]:
+    """The body a synchronous request gets for a finished job (also ``GET /v1/jobs/{id}/result``)."""
+    if record.status == "succeeded":
+        return {"id": record.id, "model": record.model, "created": int(record.created_at), **(record.result or {})}
+    if record.status == "failed" and record.error is not None:
+        error = record.error
+        raise APIError(error.status, error.message, type=error.type, code=error.code, param=error.param,
+                       extra={"job_id": record.id})
+    if record.status == "cancelled":
+        raise APIError(409, f"job {record.id} was cancelled", code="job_cancelled", extra={"job_id": record.id})
+    raise APIError(409, f"job {record.id} is {record.status}; its result is not ready", code="job_not_finished",
+                   headers={"Retry-After": "1"}, extra={"job_id": record.id})

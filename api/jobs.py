@@ -1,0 +1,104 @@
+"""The API's side of job records: create, read, cancel (asyncio), and one pub/sub listener
+that wakes every synchronous request waiting in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import redis.asyncio as aioredis
+from loguru import logger
+
+from workers.jobs import CANCEL_SCRIPT, EVENTS_CHANNEL, JobRecord, job_key
+
+
+class AsyncJobStore:
+    def __init__(self, client: aioredis.Redis, ttl_s: int):
+        self._client = client
+        self._ttl_s = ttl_s
+        self._cancel = client.register_script(CANCEL_SCRIPT)
+
+    async def create(self, record: JobRecord) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(job_key(record.id), mapping=record.initial_hash())
+            pipe.expire(job_key(record.id), self._ttl_s)
+            await pipe.execute()
+
+    async def delete(self, job_id: str) -> None:
+        await self._client.delete(job_key(job_id))
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        raw = await self._client.hgetall(job_key(job_id))
+        return JobRecord.from_hash(raw) if raw else None
+
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a queued job; returns the status found ('cancelled' when it worked)."""
+        return await self._cancel(keys=[job_key(job_id)], args=[repr(time.time()), job_id, EVENTS_CHANNEL])
+
+
+class JobEvents:
+    """One subscription per API process to the jobs' terminal-transition channel.
+
+    Waiters register before their job is sent, so no event can slip between the send and
+    the wait; if the subscription breaks, waiters fall back to reading the record (see
+    ``JobDispatcher.wait``) while this reconnects.
+    """
+
+    def __init__(self, client: aioredis.Redis):
+        self._client = client
+        self._waiters: dict[str, set[asyncio.Future]] = {}
+        self._task: asyncio.Task | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="job-events")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def register(self, job_id: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, set()).add(future)
+        return future
+
+    def unregister(self, job_id: str, future: asyncio.Future) -> None:
+        waiters = self._waiters.get(job_id)
+        if waiters is not None:
+            waiters.discard(future)
+            if not waiters:
+                del self._waiters[job_id]
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(waiters) for waiters in self._waiters.values())
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(EVENTS_CHANNEL)
+                self.connected.set()
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message and message.get("type") == "message":
+                        self._wake(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost: waiters poll meanwhile
+                self.connected.clear()
+                logger.warning("job event subscription lost ({}); retrying in {:.1f}s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _wake(self, job_id: str) -> None:
+        for future in self._waiters.pop(job_id, ()):
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,76 @@
+"""Schemas shared by several routes: HSE model cards and job views."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from workers.jobs import JobRecord
+
+
+class LanguageOptions(BaseModel):
+    language: str
+    voices: list[str] = Field(default_factory=list)
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model", "toolchain"] = "model"
+    created: int
+    owned_by: str = "speechfleet"
+    root: str | None = None
+    parent: str | None = None
+    languages: list[LanguageOptions] = Field(default_factory=list)
+    # speechfleet additions, ignored by HSE clients
+    model_type: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard] = Field(default_factory=list)
+
+
+class JobStep(BaseModel):
+    model_config = {"extra": "allow"}
+
+    name: str
+    model: str
+    queue: str
+    status: str
+    started_at: float | None = None
+    finished_at: float | None = None
+    queue_wait_ms: float | None = None
+    batch_size: int | None = None
+    batch_wait_ms: float | None = None
+    inference_ms: float | None = None
+    worker: str | None = None
+
+
+class JobView(BaseModel):
+    id: str
+    object: Literal["job"] = "job"
+    model: str
+    capability: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    created: int
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    steps: list[JobStep] = Field(default_factory=list)
+    error: dict[str, Any] | None = None
+    result_url: str
+
+    @classmethod
+    def of(cls, record: JobRecord) -> JobView:
+        error = None
+        if record.error is not None:
+            error = {"object": "error", "message": record.error.message, "type": record.error.type,
+                     "param": record.error.param, "code": record.error.code}
+        return cls(id=record.id, model=record.model, capability=record.capability, status=record.status,
+                   created=int(record.created_at), created_at=record.created_at, started_at=record.started_at,
+                   finished_at=record.finished_at, attempts=record.attempts,
+                   steps=[JobStep.model_validate(step) for step in record.steps], error=error,
+                   result_url=f"/v1/jobs/{record.id}/result")

@@ -1,0 +1,1 @@
+"""One module per capability, plus models, jobs and health."""

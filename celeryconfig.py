@@ -1,0 +1,41 @@
+"""Celery settings, from speechfleet's environment settings.
+
+The choices that keep accepted jobs from being lost: late acks (a job is acknowledged only
+after it ran), reject on worker loss (a killed worker's job goes back to the queue), and a
+visibility timeout after which any unacknowledged job is redelivered; workers sweep for such
+jobs every ``unacked_restore_interval_s``.
+"""
+
+from workers.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url
+result_backend = _settings.redis_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout_s,
+    "unacked_restore_interval": _settings.unacked_restore_interval_s,
+    "unacked_restore_throttle": 1,
+    "socket_connect_timeout": 2,
+}
+result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
+
+# msgpack carries audio as raw bytes (no base64 inflation on the queue)
+task_serializer = "msgpack"
+result_serializer = "json"
+accept_content = ["msgpack", "json"]
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure_or_timeout = True
+task_track_started = False
+task_ignore_result = True  # results travel in job records (see workers.jobs), not the result backend
+result_expires = _settings.job_ttl_s
+task_publish_retry = False  # the API turns a broker outage into a fast 503 instead of retrying
+task_default_queue = "speechfleet.default"
+
+worker_prefetch_multiplier = 1
+worker_hijack_root_logger = False
+worker_send_task_events = _settings.send_task_events
+task_send_sent_event = _settings.send_task_events

@@ -1,0 +1,1 @@
+"""The ``speechfleet`` command: run the whole service on one machine, or its pieces."""

@@ -1,0 +1,79 @@
+"""speechfleet serve | api | worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from loguru import logger
+
+from speechmodels.config import ConfigError, load_model_configs
+
+
+def _load_configs(config: Path):
+    try:
+        return load_model_configs(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """Speech inference on a Celery + Redis worker fleet."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="model_configs YAML (default: $SPEECHFLEET_CONFIG or ./config.yml)")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=12080, show_default=True, type=int)
+@click.option("--device", default=None, help="override every model's device (cpu, cuda:N)")
+def serve(config_path: Path | None, host: str, port: int, device: str | None) -> None:
+    """Everything on one machine: Redis (private unless REDIS_URL is set), a worker per model, the API."""
+    from speechfleet.serve import Fleet
+
+    config_path = (config_path or Path(os.environ.get("SPEECHFLEET_CONFIG", "config.yml"))).resolve()
+    configs = _load_configs(config_path)
+    sys.exit(Fleet(config_path, configs, host, port, device).run())
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=12080, show_default=True, type=int)
+def api(config_path: Path | None, host: str, port: int) -> None:
+    """The HTTP API alone, against REDIS_URL."""
+    import uvicorn
+
+    from api.app import create_app
+    from workers.settings import Settings
+
+    settings = Settings(**({"config": config_path} if config_path else {}))
+    _load_configs(settings.config)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
+@main.command()
+@click.option("--models", required=True, help="comma-separated model names from the config")
+@click.option("--device", default=None, help="cpu or cuda:N (default: each model's device_config)")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(models: str, device: str | None, config_path: Path | None, loglevel: str) -> None:
+    """A worker process serving the named models from their queues, against REDIS_URL."""
+    from workers.settings import Settings
+    from workers.worker_main import run_worker
+
+    settings = Settings(**({"config": config_path} if config_path else {}))
+    configs = {config.name: config for config in _load_configs(settings.config)}
+    wanted = [name.strip() for name in models.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in configs]
+    if unknown or not wanted:
+        raise click.ClickException(f"unknown model(s) {unknown}; configured: {sorted(configs)}")
+    logger.info("worker for {} on {}", wanted, device or "each model's configured device")
+    run_worker([configs[name] for name in wanted], settings, device=device, loglevel=loglevel)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""All-in-one mode: a private Redis (unless REDIS_URL is set), one worker process per
+configured model, and the API; a worker that dies is started again. Ctrl-C / SIGTERM stops
+the API first (no new jobs), then the workers (they finish what they hold), then Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from speechfleet.redis_server import EmbeddedRedis
+from speechmodels import ModelConfig
+
+
+class Fleet:
+    def __init__(self, config_path: Path, configs: list[ModelConfig], host: str, port: int, device: str | None):
+        self.config_path = config_path
+        self.configs = configs
+        self.host = host
+        self.port = port
+        self.device = device
+        self.redis: EmbeddedRedis | None = None
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.api: subprocess.Popen | None = None
+        self._stopping = threading.Event()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
+        env = dict(os.environ, SPEECHFLEET_CONFIG=str(self.config_path))
+        try:
+            if not env.get("REDIS_URL"):
+                self.redis = EmbeddedRedis().start()
+                env["REDIS_URL"] = self.redis.url
+                logger.info("started a private Redis at {}", self.redis.url)
+            for config in self.configs:
+                self.workers[config.name] = self._start_worker(config, env)
+            self.api = self._spawn(["api", "--host", self.host, "--port", str(self.port)], env)
+            logger.info("speechfleet on http://{}:{} (GET /ready turns 200 once every model has a worker)",
+                        self.host, self.port)
+            return self._supervise(env)
+        finally:
+            self.shutdown()
+
+    def _supervise(self, env: dict[str, str]) -> int:
+        while not self._stopping.wait(0.5):
+            if self.api and self.api.poll() is not None:
+                logger.error("the API exited with {}; stopping", self.api.returncode)
+                return self.api.returncode or 1
+            for config in self.configs:
+                worker = self.workers[config.name]
+                if worker.poll() is not None:
+                    logger.warning("worker for {} exited with {}; starting another", config.name, worker.returncode)
+                    time.sleep(1)  # no tight restart loop when a model cannot load
+                    self.workers[config.name] = self._start_worker(config, env)
+        return 0
+
+    def _start_worker(self, config: ModelConfig, env: dict[str, str]) -> subprocess.Popen:
+        args = ["worker", "--models", config.name]
+        if self.device:
+            args += ["--device", self.device]
+        return self._spawn(args, env)
+
+    @staticmethod
+    def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        # own process group: the terminal's Ctrl-C reaches only us, and we stop children in order
+        return subprocess.Popen([sys.executable, "-m", "speechfleet.cli", *args], env=env, start_new_session=True)
+
+    def shutdown(self) -> None:
+        for process in ([self.api] if self.api else []) + list(self.workers.values()):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in ([self.api] if self.api else []) + list(self.workers.values()):
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if self.redis:
+            self.redis.stop()
+            self.redis = None

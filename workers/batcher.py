@@ -1,0 +1,136 @@
+"""Dynamic micro-batching inside a worker (in the style of Triton's dynamic batcher and Ray
+Serve's ``@serve.batch``).
+
+Celery runs each inference task on its own pool thread; the task hands its prepared input
+to the model's batcher and blocks on a future. One batcher thread per model collects up to
+``max_batch_size`` inputs, waiting at most ``max_wait_ms`` after the first one arrives,
+makes ONE batched model call and resolves every future with its own output or error. Each
+inference stays a plain Celery task, so acks, retries, revokes, chains and chords work.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    batch_size: int
+    batch_wait_ms: float  # from submission to the start of the batched call
+    inference_ms: float  # the batched call itself
+
+
+@dataclass
+class _Pending:
+    item: Any
+    future: Future
+    submitted: float
+
+
+class BatcherClosed(RuntimeError):
+    pass
+
+
+class MicroBatcher:
+    def __init__(self, infer_batch: Callable[[Sequence[Any]], list[Any]], *, max_batch_size: int,
+                 max_wait_ms: float, name: str = "batcher", on_batch: Callable[[BatchStats], None] | None = None):
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self._infer_batch = infer_batch
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000
+        self.name = name
+        self._on_batch = on_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Any) -> Future:
+        """Queue one prepared input; the future resolves to ``(output, BatchStats)``."""
+        if self._closed.is_set():
+            raise BatcherClosed(f"{self.name} is shut down")
+        future: Future = Future()
+        self._queue.put(_Pending(item, future, time.perf_counter()))
+        return future
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closed.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _collect(self) -> list[_Pending]:
+        first = self._queue.get()
+        if first is None:
+            return []
+        batch = [first]
+        deadline = time.perf_counter() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            try:
+                # whatever is already waiting joins at once; then wait for more until the deadline
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    pending = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if pending is None:
+                self._queue.put(None)  # keep the shutdown signal for the outer loop
+                break
+            batch.append(pending)
+        return batch
+
+    def _run(self) -> None:
+        while not self._closed.is_set() or not self._queue.empty():
+            batch = self._collect()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            outputs = self._call([pending.item for pending in batch])
+            finished = time.perf_counter()
+            inference_ms = (finished - started) * 1000
+            for pending, output in zip(batch, outputs):
+                stats = BatchStats(len(batch), (started - pending.submitted) * 1000, inference_ms)
+                if isinstance(output, BaseException):
+                    pending.future.set_exception(output)
+                else:
+                    pending.future.set_result((output, stats))
+            if self._on_batch is not None:
+                self._on_batch(BatchStats(len(batch), (started - batch[0].submitted) * 1000, inference_ms))
+        for pending in self._drain():
+            pending.future.set_exception(BatcherClosed(f"{self.name} shut down before this item ran"))
+
+    def _call(self, items: list[Any]) -> list[Any]:
+        """One batched call; if it fails as a whole, retry items one by one so that a single
+        poisonous input fails alone instead of taking its neighbours down."""
+        try:
+            outputs = self._infer_batch(items)
+            if len(outputs) != len(items):
+                raise RuntimeError(f"model returned {len(outputs)} outputs for {len(items)} inputs")
+            return list(outputs)
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+            logger.warning("{}: batch of {} failed ({}); isolating items", self.name, len(items), exc)
+            return [self._call([item])[0] for item in items]
+
+    def _drain(self) -> list[_Pending]:
+        drained = []
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                return drained
+            if pending is not None:
+                drained.append(pending)

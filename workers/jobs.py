@@ -1,0 +1,154 @@
+"""Job records in Redis: one hash per job, with a TTL, moved between states by Lua scripts
+so that concurrent actors (a cancelling API, a worker starting the job, a redelivered copy
+of the same job) cannot overwrite each other.
+
+States: queued -> running -> succeeded | failed; queued -> cancelled.
+Every terminal transition is PUBLISHed on one channel, which the API listens to with a
+single subscription to wake synchronous requests (no per-request polling, no per-task
+result subscriptions).
+
+This module holds the key layout, the scripts and the record codec for both sides; the
+worker's synchronous store is here, the API's asyncio store in ``api/jobs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+KEY_PREFIX = "speechfleet:job:"
+EVENTS_CHANNEL = "speechfleet:job-events"
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+# KEYS[1] job; ARGV: now, step field, step json
+START_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == 'queued' or status == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1], ARGV[2], ARGV[3])
+  redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  return 'running'
+end
+return status
+"""
+
+# KEYS[1] job; ARGV: now, new status, 'result'|'error', payload json, step field, step json, ttl, job id, channel
+FINISH_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status ~= 'queued' and status ~= 'running' then return status end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[1], 'finished_at', ARGV[1],
+           ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('PUBLISH', ARGV[9], ARGV[8])
+return ARGV[2]
+"""
+
+# KEYS[1] job; ARGV: now, job id, channel
+CANCEL_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[1], 'finished_at', ARGV[1])
+  redis.call('PUBLISH', ARGV[3], ARGV[2])
+  return 'cancelled'
+end
+return status
+"""
+
+
+def job_key(job_id: str) -> str:
+    return KEY_PREFIX + job_id
+
+
+def step_field(index: int) -> str:
+    return f"step.{index}"
+
+
+@dataclass
+class JobError:
+    """The error of a failed job, in the project's envelope terms."""
+
+    message: str
+    type: str = "invalid_request_error"
+    code: str | None = None
+    param: str | None = None
+    status: int = 400
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+
+@dataclass
+class JobRecord:
+    id: str
+    model: str
+    capability: str
+    status: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    steps: list[dict] = field(default_factory=list)
+    result: Any = None
+    error: JobError | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> JobRecord:
+        def number(name: str) -> float | None:
+            return float(raw[name]) if raw.get(name) else None
+
+        steps = [json.loads(raw[name]) for name in sorted(k for k in raw if k.startswith("step."))]
+        return cls(
+            id=raw["id"], model=raw["model"], capability=raw["capability"], status=raw["status"],
+            created_at=float(raw["created_at"]), started_at=number("started_at"), finished_at=number("finished_at"),
+            attempts=int(raw.get("attempts", 0)), steps=steps,
+            result=json.loads(raw["result"]) if raw.get("result") else None,
+            error=JobError(**json.loads(raw["error"])) if raw.get("error") else None,
+        )
+
+    def initial_hash(self) -> dict[str, str]:
+        return {"id": self.id, "model": self.model, "capability": self.capability, "status": self.status,
+                "created_at": repr(self.created_at), "updated_at": repr(self.created_at), "attempts": "0"}
+
+
+class WorkerJobStore:
+    """The worker's side: start a step, finish a job."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int):
+        self._client = client
+        self._ttl_s = ttl_s
+        self._start = client.register_script(START_SCRIPT)
+        self._finish = client.register_script(FINISH_SCRIPT)
+
+    def start(self, job_id: str, step: int, step_info: dict) -> str:
+        """Mark the job running; returns the status found ('running' means go ahead)."""
+        return self._start(keys=[job_key(job_id)], args=[repr(time.time()), step_field(step), json.dumps(step_info)])
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self._client.hgetall(job_key(job_id))
+        return JobRecord.from_hash(raw) if raw else None
+
+    def succeed(self, job_id: str, step: int, step_info: dict, result: Any) -> str:
+        return self._end(job_id, SUCCEEDED, "result", json.dumps(result), step, step_info)
+
+    def fail(self, job_id: str, step: int, step_info: dict, error: JobError) -> str:
+        return self._end(job_id, FAILED, "error", error.to_json(), step, step_info)
+
+    def _end(self, job_id: str, status: str, field_name: str, payload: str, step: int, step_info: dict) -> str:
+        return self._finish(
+            keys=[job_key(job_id)],
+            args=[repr(time.time()), status, field_name, payload, step_field(step), json.dumps(step_info),
+                  self._ttl_s, job_id, EVENTS_CHANNEL],
+        )

@@ -1,0 +1,47 @@
+"""Service settings from the environment (``SPEECHFLEET_*``; nested with ``__``).
+
+``REDIS_URL`` is read without the prefix because that is what every platform sets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPEECHFLEET_", env_nested_delimiter="__", extra="ignore")
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "SPEECHFLEET_REDIS_URL"),
+    )
+    config: Path = Field(default=Path("config.yml"), description="model_configs YAML")
+
+    # jobs
+    job_ttl_s: int = Field(default=24 * 3600, ge=60, description="how long job records and results are kept")
+    sync_wait_s: float = Field(default=120.0, gt=0, description="longest a synchronous request waits before 504")
+    max_sync_wait_s: float = Field(default=600.0, gt=0, description="cap on 'Prefer: wait=N'")
+
+    # input bounds
+    max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_audio_seconds: float = Field(default=600.0, gt=0)
+
+    # fleet
+    visibility_timeout_s: int = Field(
+        default=3600, ge=5, description="an unacked job is redelivered after this; keep it above the slowest task"
+    )
+    unacked_restore_interval_s: int = Field(default=10, ge=1, description="how often workers sweep for lost jobs")
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    heartbeat_ttl_s: float = Field(default=6.0, gt=0, description="a consumer unseen this long counts as gone")
+    redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
+    torch_threads: int | None = Field(default=None, ge=1)
+    send_task_events: bool = Field(default=False, description="emit Celery task events (for Flower)")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,71 @@
+"""The one inference task: any model, any capability, routed to the ``model.<name>`` queue."""
+
+from __future__ import annotations
+
+import socket
+import time
+from functools import lru_cache
+
+import redis
+from celery import Task
+from celery.exceptions import Reject
+from loguru import logger
+
+from speechmodels import InputError
+from workers import runtime
+from workers.celery_app import INFER_TASK, app
+from workers.jobs import RUNNING, JobError, WorkerJobStore
+from workers.settings import get_settings
+from workers.wire import encode_output
+
+
+@lru_cache
+def job_store() -> WorkerJobStore:
+    settings = get_settings()
+    return WorkerJobStore(redis.Redis.from_url(settings.redis_url, decode_responses=True), settings.job_ttl_s)
+
+
+class JobFailed(Exception):
+    """Raised after the failure is recorded on the job, so Celery (and Flower, and a chain)
+    see the task as failed too."""
+
+
+@app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
+def infer(self: Task, job_id: str, model_name: str, capability: str, payload: dict, step: int = 0):
+    served = runtime.SERVED.get(model_name)
+    if served is None:
+        # misrouted (a worker that does not hold this model): put it back for one that does
+        raise Reject(f"model {model_name!r} is not served by this worker", requeue=True)
+    store = job_store()
+    started = time.time()
+    info = {"name": model_name, "model": model_name, "queue": served.config.queue, "status": RUNNING,
+            "worker": self.request.hostname or socket.gethostname(), "started_at": started}
+    status = store.start(job_id, step, info)
+    if status != RUNNING:
+        logger.info("job {} is {}; skipping", job_id, status)  # cancelled, finished by an earlier delivery, expired
+        return None
+    record = store.get(job_id)
+    if record is not None:
+        info["queue_wait_ms"] = round((started - record.created_at) * 1000, 2)
+    try:
+        item = served.model.prepare(payload)
+        output, stats = served.batcher.submit(item).result()
+        result = encode_output(capability, output)
+    except InputError as exc:
+        _fail(store, job_id, step, info, JobError(exc.message, code=exc.code, param=exc.param, status=exc.status))
+        raise JobFailed(exc.message) from None
+    except Exception as exc:
+        logger.exception("job {} failed in model {}", job_id, model_name)
+        error = JobError(f"model {model_name!r} failed on this input: {exc.__class__.__name__}: {exc}",
+                         type="server_error", code="model_error", status=500)
+        _fail(store, job_id, step, info, error)
+        raise JobFailed(error.message) from None
+    info.update(status="succeeded", finished_at=time.time(), batch_size=stats.batch_size,
+                batch_wait_ms=round(stats.batch_wait_ms, 2), inference_ms=round(stats.inference_ms, 2))
+    store.succeed(job_id, step, info, result)
+    return result
+
+
+def _fail(store: WorkerJobStore, job_id: str, step: int, info: dict, error: JobError) -> None:
+    info.update(status="failed", finished_at=time.time(), error=error.message)
+    store.fail(job_id, step, info, error)

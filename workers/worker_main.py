@@ -1,0 +1,68 @@
+"""Start a worker process: load its models, give each a micro-batcher, heartbeat, and
+consume each model's queue with a thread pool wide enough to fill the batches."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import redis
+from loguru import logger
+
+from speechmodels import ModelConfig, load_model
+from workers import runtime
+from workers.batcher import MicroBatcher
+from workers.liveness import Heartbeat
+from workers.settings import Settings
+
+
+def pool_threads(configs: list[ModelConfig]) -> int:
+    """Two batches' worth of task threads per model: one batch runs while the next fills."""
+    return sum(2 * config.max_batch_size for config in configs)
+
+
+def run_worker(configs: list[ModelConfig], settings: Settings, device: str | None = None, loglevel: str = "INFO") -> None:
+    _pin_threads(settings)
+    for config in configs:
+        started = time.perf_counter()
+        model = load_model(config, device=device)
+        batcher = MicroBatcher(model.infer_batch, max_batch_size=config.max_batch_size,
+                               max_wait_ms=config.max_wait_ms, name=config.name)
+        runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)
+        logger.info("loaded {} ({}) on {} in {:.2f}s; batches of up to {}, {} ms wait", config.name,
+                    config.model_type, model.device, time.perf_counter() - started, config.max_batch_size, config.max_wait_ms)
+
+    from workers.celery_app import app  # imported after the models, so a bad config fails before connecting
+
+    worker_id = f"{'+'.join(c.name for c in configs)}@{socket.gethostname()}.{os.getpid()}"
+    heartbeat = Heartbeat(redis.Redis.from_url(settings.redis_url), worker_id, [c.name for c in configs],
+                          settings.heartbeat_interval_s, settings.heartbeat_ttl_s)
+    worker = app.Worker(
+        hostname=worker_id,
+        queues=[config.queue for config in configs],
+        pool="threads",
+        concurrency=pool_threads(configs),
+        loglevel=loglevel,
+        without_gossip=True,
+        without_mingle=True,
+        optimization="fair",
+    )
+    from celery import signals
+
+    # consumers are announced only once Celery is really consuming, and withdrawn on shutdown
+    signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
+    signals.worker_shutting_down.connect(lambda **_: heartbeat.stop(), weak=False)
+    try:
+        worker.start()
+    finally:
+        for served in runtime.SERVED.values():
+            served.batcher.close()
+    raise SystemExit(worker.exitcode or 0)
+
+
+def _pin_threads(settings: Settings) -> None:
+    import torch
+
+    threads = settings.torch_threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
