@@ -82,7 +82,8 @@ class SileroVAD(SpeechModel):
             params = VADParams.model_validate(request)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise InputError(first["msg"], param=".".join(map(str, first["loc"]))) from None
+            param = ".".join(map(str, first["loc"]))
+            raise InputError(f"{param}: {first['msg']}", param=param) from None
         return _Item(audio.decode(request["audio"], SAMPLE_RATE), params)
 
     def speech_probabilities(self, streams: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` (the service, default config) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# the CPU wheel, first: a looser torch requirement would pull the CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	# resemblyzer only carries the GE2E weights we load; its metadata asks for the sdist-only
+	# `webrtcvad` (which needs pkg_resources), so it goes in without deps: webrtcvad-wheels
+	# and librosa come from our own dependencies
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt resemblyzer
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/speechfleet serve --config config.yml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_fleet.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+
+from speechfleet.redis_server import EmbeddedRedis
+from tests.fleet import Fleet, fixture_audio
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fleet(redis_server):
+    """API + one worker per test model, shared by the API tests."""
+    running = Fleet(redis_server)
+    for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux"):
+        running.start_worker(models)
+    running.start_api()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def client(fleet):
+    with httpx.Client(base_url=fleet.base_url, timeout=120) as http:
+        yield http
+
+
+def b64_audio(name: str) -> str:
+    return base64.b64encode(fixture_audio(name)).decode()

@@ -1,0 +1,88 @@
+"""A real fleet for tests: a private redis-server, worker processes and the API process,
+started the way an operator starts them (the ``speechfleet`` CLI), on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from speechfleet.redis_server import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "audio"
+TEST_CONFIG = Path(__file__).resolve().parent / "config.test.yml"
+
+# bounds and timings small enough for tests to exercise them quickly
+TEST_ENV = {
+    "SPEECHFLEET_MAX_BODY_BYTES": str(4 * 1024 * 1024),
+    "SPEECHFLEET_MAX_AUDIO_SECONDS": "120",
+    "SPEECHFLEET_VISIBILITY_TIMEOUT_S": "10",
+    "SPEECHFLEET_UNACKED_RESTORE_INTERVAL_S": "1",
+    "SPEECHFLEET_SYNC_WAIT_S": "60",
+    "SPEECHFLEET_TORCH_THREADS": "1",
+}
+
+
+def fixture_audio(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+class Fleet:
+    def __init__(self, redis: EmbeddedRedis, config: Path = TEST_CONFIG, extra_env: dict[str, str] | None = None):
+        self.redis = redis
+        self.config = config
+        self.env = {**os.environ, **TEST_ENV, **(extra_env or {}), "REDIS_URL": redis.url,
+                    "SPEECHFLEET_CONFIG": str(config)}
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.api: subprocess.Popen | None = None
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def _cli(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "speechfleet.cli", *args], env=self.env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start_worker(self, models: str) -> subprocess.Popen:
+        self.workers[models] = self._cli("worker", "--models", models, "--loglevel", "WARNING")
+        return self.workers[models]
+
+    def start_api(self) -> None:
+        self.api = self._cli("api", "--port", str(self.port))
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline:
+            for name, process in self.workers.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"worker {name} exited with {process.returncode}")
+            try:
+                last = httpx.get(f"{self.base_url}/ready", timeout=2)
+                if last.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"fleet not ready: {last.text if last else 'API not answering'}")
+
+    def kill_worker(self, models: str) -> None:
+        process = self.workers[models]
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def stop(self) -> None:
+        for process in [self.api, *self.workers.values()]:
+            if process and process.poll() is None:
+                process.terminate()
+        for process in [self.api, *self.workers.values()]:
+            if process:
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()

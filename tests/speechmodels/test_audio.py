@@ -1,0 +1,68 @@
+import io
+
+import av
+import numpy as np
+import pytest
+import soundfile
+
+from speechmodels import audio
+from tests.fleet import fixture_audio
+
+
+def test_decodes_stereo_44k_flac_to_16k_mono():
+    samples = audio.decode(fixture_audio("jfk.flac"), 16_000)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert len(samples) == pytest.approx(11.0 * 16_000, abs=16)
+
+
+def test_upsamples_8k_wav():
+    info = audio.probe(fixture_audio("german_speech_8000.wav"))
+    assert info.sample_rate == 8000 and info.channels == 1
+    samples = audio.decode(fixture_audio("german_speech_8000.wav"), 16_000)
+    assert len(samples) == pytest.approx(info.duration_s * 16_000, abs=16)
+
+
+def _aac_in_m4a(seconds: float = 1.0, rate: int = 16_000) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="ipod") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def test_formats_libsndfile_cannot_read_go_through_ffmpeg():
+    data = _aac_in_m4a()
+    assert audio.probe(data).duration_s == pytest.approx(1.0, abs=0.1)
+    samples = audio.decode(data, 16_000)
+    assert len(samples) == pytest.approx(16_000, abs=2048)  # AAC priming adds a frame
+    assert 0.1 < np.abs(samples).max() < 0.5
+
+
+@pytest.mark.parametrize("data", [b"not audio at all" * 20, b"RIFF\x00\x00\x00\x00WAVEfmt ", bytes(range(256)) * 8])
+def test_garbage_is_an_input_error(data):
+    with pytest.raises(audio.AudioDecodeError):
+        audio.probe(data)
+    with pytest.raises(audio.AudioDecodeError):
+        audio.decode(data, 16_000)
+
+
+def test_empty_audio_is_an_input_error():
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(0, dtype=np.float32), 16_000, format="WAV")
+    for data in (b"", buffer.getvalue()):
+        with pytest.raises(audio.EmptyAudioError):
+            audio.probe(data)
+        with pytest.raises(audio.EmptyAudioError):
+            audio.decode(data, 16_000)
+
+
+def test_encode_wav_clips_instead_of_wrapping():
+    loud = np.array([0.0, 1.5, -1.5, 0.5], dtype=np.float32)
+    decoded, rate = soundfile.read(io.BytesIO(audio.encode_wav(loud, 16_000)), dtype="float32")
+    assert rate == 16_000
+    assert decoded[1] > 0.99 and decoded[2] < -0.99  # a wrapped int16 would flip sign

@@ -1,0 +1,64 @@
+"""Job state transitions against a real Redis."""
+
+import time
+
+import pytest
+import redis
+
+from workers.jobs import EVENTS_CHANNEL, QUEUED, JobError, JobRecord, WorkerJobStore, job_key
+
+
+@pytest.fixture
+def store(redis_server):
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    yield WorkerJobStore(client, ttl_s=120), client
+    client.close()
+
+
+def _create(client, job_id: str):
+    record = JobRecord(id=job_id, model="m", capability="vad", status=QUEUED, created_at=time.time())
+    client.hset(job_key(job_id), mapping=record.initial_hash())
+    client.expire(job_key(job_id), 60)
+
+
+def test_start_finish_and_publish(store):
+    jobs, client = store
+    _create(client, "j1")
+    pubsub = client.pubsub()
+    pubsub.subscribe(EVENTS_CHANNEL)
+    pubsub.get_message(timeout=1)
+    assert jobs.start("j1", 0, {"name": "m"}) == "running"
+    assert jobs.succeed("j1", 0, {"name": "m", "status": "succeeded"}, {"x": 1}) == "succeeded"
+    message = pubsub.get_message(timeout=2)
+    assert message and message["data"] == "j1"
+    record = jobs.get("j1")
+    assert record.status == "succeeded" and record.result == {"x": 1} and record.attempts == 1
+    assert record.steps == [{"name": "m", "status": "succeeded"}]
+    assert 60 < client.ttl(job_key("j1")) <= 120  # result kept for the TTL after it finished
+    pubsub.close()
+
+
+def test_a_redelivered_job_that_already_finished_is_skipped(store):
+    jobs, client = store
+    _create(client, "j2")
+    jobs.start("j2", 0, {})
+    jobs.fail("j2", 0, {}, JobError("bad", status=400))
+    assert jobs.start("j2", 0, {}) == "failed"
+    assert jobs.succeed("j2", 0, {}, {"late": True}) == "failed"  # the first ending stands
+    assert jobs.get("j2").error.message == "bad"
+
+
+def test_a_job_running_on_a_dead_worker_can_be_started_again(store):
+    jobs, client = store
+    _create(client, "j3")
+    assert jobs.start("j3", 0, {}) == "running"
+    assert jobs.start("j3", 0, {}) == "running"
+    assert jobs.get("j3").attempts == 2
+
+
+def test_cancelled_and_missing_jobs_are_not_started(store):
+    jobs, client = store
+    _create(client, "j4")
+    client.hset(job_key("j4"), "status", "cancelled")
+    assert jobs.start("j4", 0, {}) == "cancelled"
+    assert jobs.start("never-created", 0, {}) == "missing"
