@@ -21,10 +21,10 @@ broker_transport_options = {
 }
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
 
-# msgpack carries audio as raw bytes (no base64 inflation on the queue)
-task_serializer = "msgpack"
+# messages carry only ids (inputs wait in Redis beside the job record): plain JSON
+task_serializer = "json"
 result_serializer = "json"
-accept_content = ["msgpack", "json"]
+accept_content = ["json"]
 
 task_acks_late = True
 task_reject_on_worker_lost = True

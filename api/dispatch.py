@@ -17,7 +17,7 @@ from celery import Celery
 from api.errors import APIError, unavailable
 from api.jobs import AsyncJobStore, JobEvents
 from speechmodels import ModelConfig
-from workers.celery_app import INFER_TASK
+from workers.celery_app import send_job
 from workers.jobs import QUEUED, JobRecord
 from workers.liveness import consumers_key
 from workers.settings import Settings
@@ -65,10 +65,10 @@ class JobDispatcher:
             raise unavailable(f"no worker is serving model '{model.name}' right now", code="no_worker")
         record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
                            created_at=time.time())
-        await self._store.create(record)
+        await self._store.create(record, payload)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
-            await to_thread.run_sync(self._send, record, model, capability, payload)
+            await to_thread.run_sync(send_job, self._celery, record.id, model.name, capability)
         except Exception:
             if waiter is not None:
                 self._events.unregister(record.id, waiter)
@@ -78,12 +78,6 @@ class JobDispatcher:
             return record
         wait_s = min(preference.wait_s or self._settings.sync_wait_s, self._settings.max_sync_wait_s)
         return await self._wait(record.id, waiter, wait_s)
-
-    def _send(self, record: JobRecord, model: ModelConfig, capability: str, payload: dict[str, Any]) -> None:
-        # ignore_result: the API must not subscribe to a result channel per task (it reads
-        # job records instead), and the worker need not store the result twice
-        self._celery.send_task(INFER_TASK, args=(record.id, model.name, capability, payload),
-                               task_id=record.id, queue=model.queue, ignore_result=True)
 
     async def _wait(self, job_id: str, waiter: asyncio.Future, wait_s: float) -> JobRecord:
         deadline = time.monotonic() + wait_s

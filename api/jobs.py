@@ -10,7 +10,7 @@ import time
 import redis.asyncio as aioredis
 from loguru import logger
 
-from workers.jobs import CANCEL_SCRIPT, EVENTS_CHANNEL, JobRecord, job_key
+from workers.jobs import CANCEL_SCRIPT, EVENTS_CHANNEL, PENDING_KEY, JobRecord, encode_input, input_key, job_key
 
 
 class AsyncJobStore:
@@ -19,14 +19,18 @@ class AsyncJobStore:
         self._ttl_s = ttl_s
         self._cancel = client.register_script(CANCEL_SCRIPT)
 
-    async def create(self, record: JobRecord) -> None:
+    async def create(self, record: JobRecord, payload: dict) -> None:
+        """Record the job and its input in one transaction, and list it as pending."""
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(record.id), mapping=record.initial_hash())
             pipe.expire(job_key(record.id), self._ttl_s)
+            pipe.set(input_key(record.id), encode_input(payload), ex=self._ttl_s)
+            pipe.zadd(PENDING_KEY, {record.id: record.created_at})
             await pipe.execute()
 
     async def delete(self, job_id: str) -> None:
-        await self._client.delete(job_key(job_id))
+        await self._client.delete(job_key(job_id), input_key(job_id))
+        await self._client.zrem(PENDING_KEY, job_id)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self._client.hgetall(job_key(job_id))
@@ -34,7 +38,8 @@ class AsyncJobStore:
 
     async def cancel(self, job_id: str) -> str:
         """Cancel a queued job; returns the status found ('cancelled' when it worked)."""
-        return await self._cancel(keys=[job_key(job_id)], args=[repr(time.time()), job_id, EVENTS_CHANNEL])
+        return await self._cancel(keys=[job_key(job_id), PENDING_KEY, input_key(job_id)],
+                                  args=[repr(time.time()), job_id, EVENTS_CHANNEL])
 
 
 class JobEvents:

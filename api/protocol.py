@@ -59,6 +59,7 @@ class JobView(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     attempts: int = 0
+    resent: int = 0
     steps: list[JobStep] = Field(default_factory=list)
     error: dict[str, Any] | None = None
     result_url: str
@@ -71,6 +72,6 @@ class JobView(BaseModel):
                      "param": record.error.param, "code": record.error.code}
         return cls(id=record.id, model=record.model, capability=record.capability, status=record.status,
                    created=int(record.created_at), created_at=record.created_at, started_at=record.started_at,
-                   finished_at=record.finished_at, attempts=record.attempts,
+                   finished_at=record.finished_at, attempts=record.attempts, resent=record.resent,
                    steps=[JobStep.model_validate(step) for step in record.steps], error=error,
                    result_url=f"/v1/jobs/{record.id}/result")

@@ -47,8 +47,12 @@ class ModelConfig(BaseModel):
 
     @property
     def queue(self) -> str:
-        """The Celery queue that carries this model's work."""
-        return f"model.{self.name}"
+        return queue_for(self.name)
+
+
+def queue_for(model_name: str) -> str:
+    """The Celery queue that carries a model's work."""
+    return f"model.{model_name}"
 
 
 class ConfigError(ValueError):

@@ -15,6 +15,13 @@ def redis_server():
         yield server
 
 
+@pytest.fixture(scope="module")
+def private_redis():
+    """A Redis of the module's own, for tests that must not meet the shared fleet's sweepers."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def fleet(redis_server):
     """API + one worker per test model, shared by the API tests."""

@@ -18,15 +18,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import redis
 
 KEY_PREFIX = "speechfleet:job:"
+INPUT_PREFIX = "speechfleet:job-input:"
+#: jobs not yet finished, scored by their last sign of progress (sent, started); the lost-job
+#: sweeper (workers/recovery.py) looks here for jobs that went quiet
+PENDING_KEY = "speechfleet:jobs:pending"
 EVENTS_CHANNEL = "speechfleet:job-events"
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
-# KEYS[1] job; ARGV: now, step field, step json
+# KEYS: job, pending; ARGV: now, step field, step json, job id
 START_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -34,12 +39,14 @@ if status == 'queued' or status == 'running' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1], ARGV[2], ARGV[3])
   redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[4])
   return 'running'
 end
 return status
 """
 
-# KEYS[1] job; ARGV: now, new status, 'result'|'error', payload json, step field, step json, ttl, job id, channel
+# KEYS: job, pending, input; ARGV: now, new status, 'result'|'error', payload json, step field,
+# step json, ttl, job id, channel
 FINISH_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -47,21 +54,39 @@ if status ~= 'queued' and status ~= 'running' then return status end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[1], 'finished_at', ARGV[1],
            ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('ZREM', KEYS[2], ARGV[8])
+redis.call('DEL', KEYS[3])
 redis.call('PUBLISH', ARGV[9], ARGV[8])
 return ARGV[2]
 """
 
-# KEYS[1] job; ARGV: now, job id, channel
+# KEYS: job, pending, input; ARGV: now, job id, channel
 CANCEL_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[1], 'finished_at', ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('DEL', KEYS[3])
   redis.call('PUBLISH', ARGV[3], ARGV[2])
   return 'cancelled'
 end
 return status
 """
+
+
+def input_key(job_id: str) -> str:
+    """The job's input (msgpack), kept out of the Celery message so messages stay small and a
+    lost message can be sent again from the record alone."""
+    return INPUT_PREFIX + job_id
+
+
+def encode_input(payload: dict) -> bytes:
+    return msgpack.packb(payload, use_bin_type=True)
+
+
+def decode_input(raw: bytes) -> dict:
+    return msgpack.unpackb(raw, raw=False)
 
 
 def job_key(job_id: str) -> str:
@@ -96,6 +121,7 @@ class JobRecord:
     started_at: float | None = None
     finished_at: float | None = None
     attempts: int = 0
+    resent: int = 0  # times the lost-job sweeper had to send it again
     steps: list[dict] = field(default_factory=list)
     result: Any = None
     error: JobError | None = None
@@ -113,7 +139,7 @@ class JobRecord:
         return cls(
             id=raw["id"], model=raw["model"], capability=raw["capability"], status=raw["status"],
             created_at=float(raw["created_at"]), started_at=number("started_at"), finished_at=number("finished_at"),
-            attempts=int(raw.get("attempts", 0)), steps=steps,
+            attempts=int(raw.get("attempts", 0)), resent=int(raw.get("resent", 0)), steps=steps,
             result=json.loads(raw["result"]) if raw.get("result") else None,
             error=JobError(**json.loads(raw["error"])) if raw.get("error") else None,
         )
@@ -126,15 +152,21 @@ class JobRecord:
 class WorkerJobStore:
     """The worker's side: start a step, finish a job."""
 
-    def __init__(self, client: redis.Redis, ttl_s: int):
-        self._client = client
+    def __init__(self, redis_url: str, ttl_s: int):
+        self._client = redis.Redis.from_url(redis_url, decode_responses=True)
+        self._binary = redis.Redis.from_url(redis_url)  # inputs are bytes; records are text
         self._ttl_s = ttl_s
-        self._start = client.register_script(START_SCRIPT)
-        self._finish = client.register_script(FINISH_SCRIPT)
+        self._start = self._client.register_script(START_SCRIPT)
+        self._finish = self._client.register_script(FINISH_SCRIPT)
 
     def start(self, job_id: str, step: int, step_info: dict) -> str:
         """Mark the job running; returns the status found ('running' means go ahead)."""
-        return self._start(keys=[job_key(job_id)], args=[repr(time.time()), step_field(step), json.dumps(step_info)])
+        return self._start(keys=[job_key(job_id), PENDING_KEY],
+                           args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id])
+
+    def input(self, job_id: str) -> dict | None:
+        raw = self._binary.get(input_key(job_id))
+        return decode_input(raw) if raw is not None else None
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self._client.hgetall(job_key(job_id))
@@ -148,7 +180,7 @@ class WorkerJobStore:
 
     def _end(self, job_id: str, status: str, field_name: str, payload: str, step: int, step_info: dict) -> str:
         return self._finish(
-            keys=[job_key(job_id)],
+            keys=[job_key(job_id), PENDING_KEY, input_key(job_id)],
             args=[repr(time.time()), status, field_name, payload, step_field(step), json.dumps(step_info),
                   self._ttl_s, job_id, EVENTS_CHANNEL],
         )

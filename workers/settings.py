@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         default=3600, ge=5, description="an unacked job is redelivered after this; keep it above the slowest task"
     )
     unacked_restore_interval_s: int = Field(default=10, ge=1, description="how often workers sweep for lost jobs")
+    lost_job_sweep_interval_s: float = Field(default=15.0, gt=0, description="how often a worker looks for lost jobs")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=6.0, gt=0, description="a consumer unseen this long counts as gone")
     redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")

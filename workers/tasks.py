@@ -6,7 +6,6 @@ import socket
 import time
 from functools import lru_cache
 
-import redis
 from celery import Task
 from celery.exceptions import Reject
 from loguru import logger
@@ -22,7 +21,7 @@ from workers.wire import encode_output
 @lru_cache
 def job_store() -> WorkerJobStore:
     settings = get_settings()
-    return WorkerJobStore(redis.Redis.from_url(settings.redis_url, decode_responses=True), settings.job_ttl_s)
+    return WorkerJobStore(settings.redis_url, settings.job_ttl_s)
 
 
 class JobFailed(Exception):
@@ -31,7 +30,7 @@ class JobFailed(Exception):
 
 
 @app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
-def infer(self: Task, job_id: str, model_name: str, capability: str, payload: dict, step: int = 0):
+def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0):
     served = runtime.SERVED.get(model_name)
     if served is None:
         # misrouted (a worker that does not hold this model): put it back for one that does
@@ -48,6 +47,9 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, payload: di
     if record is not None:
         info["queue_wait_ms"] = round((started - record.created_at) * 1000, 2)
     try:
+        payload = store.input(job_id)
+        if payload is None:
+            raise LookupError("the job's input has expired")
         item = served.model.prepare(payload)
         output, stats = served.batcher.submit(item).result()
         result = encode_output(capability, output)

@@ -14,6 +14,7 @@ from speechmodels import ModelConfig, load_model
 from workers import runtime
 from workers.batcher import MicroBatcher
 from workers.liveness import Heartbeat
+from workers.recovery import LostJobSweeper
 from workers.settings import Settings
 
 
@@ -38,6 +39,11 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
     worker_id = f"{'+'.join(c.name for c in configs)}@{socket.gethostname()}.{os.getpid()}"
     heartbeat = Heartbeat(redis.Redis.from_url(settings.redis_url), worker_id, [c.name for c in configs],
                           settings.heartbeat_interval_s, settings.heartbeat_ttl_s)
+    # kombu restores what it recorded as unacked after the visibility timeout; the sweeper
+    # waits that long (and one restore sweep more) before it looks for messages lost outright
+    sweeper = LostJobSweeper(redis.Redis.from_url(settings.redis_url, decode_responses=True), app, worker_id,
+                             quiet_after_s=settings.visibility_timeout_s + settings.unacked_restore_interval_s,
+                             interval_s=settings.lost_job_sweep_interval_s)
     worker = app.Worker(
         hostname=worker_id,
         queues=[config.queue for config in configs],
@@ -51,8 +57,16 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
     from celery import signals
 
     # consumers are announced only once Celery is really consuming, and withdrawn on shutdown
-    signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
-    signals.worker_shutting_down.connect(lambda **_: heartbeat.stop(), weak=False)
+    def on_ready(**_):
+        heartbeat.start()
+        sweeper.start()
+
+    def on_shutdown(**_):
+        heartbeat.stop()
+        sweeper.stop()
+
+    signals.worker_ready.connect(on_ready, weak=False)
+    signals.worker_shutting_down.connect(on_shutdown, weak=False)
     try:
         worker.start()
     finally:

@@ -9,9 +9,9 @@ from workers.jobs import EVENTS_CHANNEL, QUEUED, JobError, JobRecord, WorkerJobS
 
 
 @pytest.fixture
-def store(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield WorkerJobStore(client, ttl_s=120), client
+def store(private_redis):
+    client = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    yield WorkerJobStore(private_redis.url, ttl_s=120), client
     client.close()
 
 

@@ -1,0 +1,33 @@
+def test_model_cards(client):
+    listing = client.get("/v1/models").json()
+    assert listing["object"] == "list"
+    cards = {card["id"]: card for card in listing["data"]}
+    assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux"}
+    for card in cards.values():
+        assert card["object"] == "model" and isinstance(card["created"], int) and card["owned_by"]
+        assert isinstance(card["languages"], list)
+    vad_models = [card["id"] for card in client.get("/v1/audio/vad/models").json()["data"]]
+    assert sorted(vad_models) == ["silero-vad", "vad-aux"]
+    assert [card["id"] for card in client.get("/v1/embed/models").json()["data"]] == ["harmonyspeech-encoder"]
+
+
+def test_health_ready_version_docs_openapi(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["models"]["silero-vad"] >= 1
+    assert client.get("/version").json()["name"] == "speechfleet"
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json")
+    assert spec.status_code == 200
+    assert "/v1/audio/vad" in spec.json()["paths"] and "/v1/jobs/{job_id}" in spec.json()["paths"]
+
+
+def test_metrics_report_queues_and_consumers(client):
+    text = client.get("/metrics").text
+    assert 'speechfleet_live_consumers{model="silero-vad"} 1.0' in text
+    assert 'speechfleet_queue_depth{model="harmonyspeech-encoder"}' in text
+
+
+def test_request_id_is_echoed(client):
+    assert client.get("/health", headers={"X-Request-Id": "abc123"}).headers["x-request-id"] == "abc123"
+    assert client.get("/health").headers["x-request-id"]

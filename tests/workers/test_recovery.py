@@ -1,0 +1,79 @@
+"""Jobs whose Celery message vanished (kombu's BRPOP-to-unacked window) are sent again."""
+
+import json
+import time
+
+import httpx
+import pytest
+import redis
+from celery import Celery
+
+from tests.fleet import fixture_audio
+from workers.jobs import PENDING_KEY, QUEUED, JobRecord, encode_input, input_key, job_key
+from workers.recovery import UNACKED_KEY, LostJobSweeper
+
+
+def orphan_job(client: redis.Redis, job_id: str, model: str, payload: dict, age_s: float) -> None:
+    """The state a lost message leaves: record, input and pending entry, but no message."""
+    created = time.time() - age_s
+    record = JobRecord(id=job_id, model=model, capability="vad", status=QUEUED, created_at=created)
+    client.hset(job_key(job_id), mapping=record.initial_hash())
+    client.set(input_key(job_id), encode_input(payload))
+    client.zadd(PENDING_KEY, {job_id: created})
+
+
+def fake_message(job_id: str) -> str:
+    return json.dumps({"body": "", "headers": {"id": job_id, "task": "speechfleet.infer"}, "properties": {}})
+
+
+@pytest.fixture
+def celery_for(private_redis):
+    app = Celery("sweeper-test", broker=private_redis.url)
+    app.conf.task_serializer = "json"
+    yield app
+    app.close()
+
+
+def test_sweeper_resends_only_jobs_with_no_message(private_redis, celery_for):
+    client = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    client.delete(PENDING_KEY, UNACKED_KEY, "model.sweep-test")
+    for job_id in ("in-queue", "in-unacked", "lost", "fresh"):
+        orphan_job(client, job_id, "sweep-test", {"audio": b"x"}, age_s=0 if job_id == "fresh" else 100)
+    client.lpush("model.sweep-test", fake_message("in-queue"))
+    client.hset(UNACKED_KEY, "tag-1", json.dumps([json.loads(fake_message("in-unacked")), "", "model.sweep-test"]))
+    client.hset(job_key("done"), mapping={"status": "succeeded", "model": "sweep-test", "capability": "vad"})
+    client.zadd(PENDING_KEY, {"done": 0})
+
+    sweeper = LostJobSweeper(client, celery_for, "w1", quiet_after_s=30, interval_s=1)
+    assert sweeper.sweep() == ["lost"]
+    assert client.hget(job_key("lost"), "resent") == "1"
+    queued = [json.loads(raw)["headers"]["id"] for raw in client.lrange("model.sweep-test", 0, -1)]
+    assert sorted(queued) == ["in-queue", "lost"]
+    assert client.zscore(PENDING_KEY, "done") is None  # finished jobs leave the watch list
+    assert client.zscore(PENDING_KEY, "lost") > time.time() - 5  # and resent ones are quiet from now
+    client.delete(LOCK := "speechfleet:lost-job-sweeper")
+    assert sweeper.sweep() == []  # nothing is quiet any more
+    client.delete(LOCK, UNACKED_KEY, "model.sweep-test", PENDING_KEY)
+
+
+def test_only_one_worker_sweeps_at_a_time(private_redis, celery_for):
+    client = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    client.delete("speechfleet:lost-job-sweeper")
+    orphan_job(client, "lonely", "sweep-test-2", {"audio": b"x"}, age_s=100)
+    first = LostJobSweeper(client, celery_for, "w1", quiet_after_s=30, interval_s=5)
+    second = LostJobSweeper(client, celery_for, "w2", quiet_after_s=30, interval_s=5)
+    assert first.sweep() == ["lonely"]
+    assert second.sweep() == []
+    client.delete("model.sweep-test-2", PENDING_KEY)
+
+
+def test_a_live_fleet_recovers_a_job_whose_message_was_lost(fleet, redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    orphan_job(client, "orphan-1", "vad-aux", {"audio": fixture_audio("jfk.flac"), "get_timestamps": True}, age_s=60)
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=fleet.base_url) as http:
+        while (job := http.get("/v1/jobs/orphan-1").json())["status"] != "succeeded":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+        assert job["resent"] == 1 and job["attempts"] == 1
+        assert http.get("/v1/jobs/orphan-1/result").json()["speech_activity"] is True

@@ -1,0 +1,107 @@
+"""Finding jobs whose Celery message was lost, and sending them again.
+
+Late acks and the visibility timeout bring back any message a dead worker had *recorded*
+as unacknowledged. kombu's Redis transport has one window they do not cover: BRPOP has
+already taken the message off the queue list, but the worker has not yet written it to
+the ``unacked`` hash (the reply may even sit unread in the socket while the worker's
+threads are busy). A worker killed then takes the message with it; the kill test caught
+this in about one run in five.
+
+Job records close the gap: every unfinished job is listed in ``PENDING_KEY`` scored by its
+last progress. Once a job has been quiet for longer than the visibility timeout, one
+worker at a time (a Redis lock) checks whether its message still exists, in its queue or
+in ``unacked``; if it exists nowhere, the job is sent again from its record (its input is
+kept in Redis beside the record). Inference is idempotent and a job's first ending wins,
+so a rare needless resend costs compute, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import redis
+from celery import Celery
+from loguru import logger
+
+from speechmodels.config import queue_for
+from workers.celery_app import send_job
+from workers.jobs import PENDING_KEY, TERMINAL, job_key
+
+LOCK_KEY = "speechfleet:lost-job-sweeper"
+UNACKED_KEY = "unacked"  # kombu's Redis transport default
+SCAN_LIMIT = 500
+
+
+def _message_job_id(raw: str) -> str | None:
+    try:
+        message = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
+        message = message[0] if message else {}
+    headers = message.get("headers") if isinstance(message, dict) else None
+    return headers.get("id") if isinstance(headers, dict) else None
+
+
+class LostJobSweeper:
+    def __init__(self, client: redis.Redis, celery: Celery, worker_id: str, quiet_after_s: float, interval_s: float):
+        self._client = client  # decode_responses=True
+        self._celery = celery
+        self._worker_id = worker_id
+        self._quiet_after_s = quiet_after_s
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lost-job-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._interval_s + 1)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.sweep()
+            except redis.RedisError as exc:
+                logger.warning("lost-job sweep failed: {}", exc)
+
+    def sweep(self) -> list[str]:
+        """One pass; returns the ids of the jobs sent again."""
+        if not self._client.set(LOCK_KEY, self._worker_id, nx=True, px=max(100, int(self._interval_s * 900))):
+            return []  # another worker sweeps this round
+        now = time.time()
+        quiet = self._client.zrangebyscore(PENDING_KEY, "-inf", now - self._quiet_after_s, start=0, num=SCAN_LIMIT)
+        if not quiet:
+            return []
+        candidates = {}
+        for job_id in quiet:
+            record = self._client.hmget(job_key(job_id), "status", "model", "capability")
+            status, model, capability = record
+            if status is None or status in TERMINAL:
+                self._client.zrem(PENDING_KEY, job_id)  # finished or expired: nothing to watch
+            else:
+                candidates[job_id] = (model, capability)
+        if not candidates:
+            return []
+        present = self._message_ids({model for model, _ in candidates.values()})
+        resent = []
+        for job_id, (model, capability) in candidates.items():
+            self._client.zadd(PENDING_KEY, {job_id: now})  # quiet again from now on
+            if job_id in present:
+                continue  # waiting its turn, or held (unacked) by a worker
+            logger.warning("job {} for {} has no message anywhere; sending it again", job_id, model)
+            self._client.hincrby(job_key(job_id), "resent", 1)
+            send_job(self._celery, job_id, model, capability)
+            resent.append(job_id)
+        return resent
+
+    def _message_ids(self, models: set[str]) -> set[str]:
+        ids = set()
+        for model in models:
+            ids.update(filter(None, map(_message_job_id, self._client.lrange(queue_for(model), 0, -1))))
+        ids.update(filter(None, map(_message_job_id, self._client.hvals(UNACKED_KEY))))
+        return ids
