@@ -3,6 +3,8 @@ and the partial-utterance windows that the encoder averages over."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 INT16_MAX = 2**15 - 1
@@ -47,14 +49,20 @@ def trim_long_silences(samples: np.ndarray, sample_rate: int, window_ms: int,
 
 
 def mel_frames(samples: np.ndarray, sample_rate: int, window_ms: int, step_ms: int, n_mels: int) -> np.ndarray:
-    """(frames, n_mels) power mel spectrogram, the features the published encoder was trained on."""
+    """(frames, n_mels) power mel spectrogram (not log), the features the published encoder was
+    trained on: librosa's centred Hann STFT and Slaney mel filters."""
     import librosa
 
-    frames = librosa.feature.melspectrogram(
-        y=samples, sr=sample_rate, n_fft=sample_rate * window_ms // 1000,
-        hop_length=sample_rate * step_ms // 1000, n_mels=n_mels,
-    )
-    return frames.astype(np.float32).T
+    n_fft = sample_rate * window_ms // 1000
+    power = np.abs(librosa.stft(samples, n_fft=n_fft, hop_length=sample_rate * step_ms // 1000)) ** 2
+    return (power.T @ _mel_filters(sample_rate, n_fft, n_mels).T).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
 
 
 def partial_windows(n_samples: int, samples_per_frame: int, partial_frames: int,

@@ -1,0 +1,64 @@
+"""No worker for a model, or no Redis at all: a quick 503 in the envelope, never a wait."""
+
+import time
+
+import httpx
+import pytest
+
+from speechfleet.redis_server import EmbeddedRedis
+from tests.conftest import b64_audio
+from tests.fleet import Fleet
+
+
+@pytest.fixture
+def api_without_workers():
+    redis_server = EmbeddedRedis().start()
+    fleet = Fleet(redis_server)
+    fleet.start_api()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{fleet.base_url}/health", timeout=1)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    yield fleet, redis_server
+    fleet.stop()
+    redis_server.stop()
+
+
+def timed_post(fleet):
+    started = time.monotonic()
+    response = httpx.post(f"{fleet.base_url}/v1/audio/vad", timeout=30,
+                          json={"model": "silero-vad", "input_audio": b64_audio("cmu_arctic_us_axb_a0005.wav")})
+    return response, time.monotonic() - started
+
+
+def test_model_without_a_live_worker_is_a_fast_503(api_without_workers):
+    fleet, _ = api_without_workers
+    response, elapsed = timed_post(fleet)
+    assert response.status_code == 503 and response.json()["code"] == "no_worker"
+    assert response.headers["retry-after"]
+    assert elapsed < 1.0
+    ready = httpx.get(f"{fleet.base_url}/ready")
+    assert ready.status_code == 503 and ready.json()["models"]["silero-vad"] == 0
+
+
+def test_redis_down_is_a_fast_503_and_the_api_recovers(api_without_workers):
+    fleet, redis_server = api_without_workers
+    port = redis_server.port
+    redis_server.stop()
+    response, elapsed = timed_post(fleet)
+    assert response.status_code == 503 and response.json()["code"] == "broker_unavailable", response.text
+    assert elapsed < 1.5
+    ready = httpx.get(f"{fleet.base_url}/ready", timeout=5)
+    assert ready.status_code == 503 and ready.json()["redis"] is False
+    assert httpx.get(f"{fleet.base_url}/v1/jobs/abc", timeout=5).status_code == 503
+
+    revived = EmbeddedRedis(port=port).start()
+    try:
+        response, _ = timed_post(fleet)
+        assert response.status_code == 503 and response.json()["code"] == "no_worker"  # Redis answers again
+    finally:
+        revived.stop()
