@@ -16,9 +16,9 @@ def read_audio(encoded: str, max_seconds: float, param: str = "input_audio") -> 
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise APIError(400, f"{param} is not valid base64", code="invalid_base64", param=param) from None
+        raise APIError(400, f"{param} is not valid base64", reason="invalid_base64", param=param) from None
     info = audio.probe(data, param=param)  # InputError -> 400 through the error handlers
     if info.duration_s is not None and info.duration_s > max_seconds:
         raise APIError(413, f"{param} is {info.duration_s:.1f}s long; the limit is {max_seconds:g}s",
-                       type="invalid_request_error", code="audio_too_long", param=param)
+                       reason="audio_too_long", param=param)
     return data

@@ -19,10 +19,10 @@ class ModelCatalog:
         """The named model, or 404 if unknown / 400 if it cannot do ``capability``."""
         config = self.configs.get(name)
         if config is None:
-            raise not_found(f"model '{name}' does not exist; see GET /v1/models", code="model_not_found", param="model")
+            raise not_found(f"model '{name}' does not exist; see GET /v1/models", reason="model_not_found", param="model")
         if capability not in self.capabilities[name]:
             raise APIError(400, f"model '{name}' ({config.model_type}) does not do {capability_label}",
-                           code="unsupported_model", param="model")
+                           reason="unsupported_model", param="model")
         return config
 
     def serving(self, capability: str | None = None) -> list[ModelConfig]:

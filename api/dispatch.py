@@ -62,7 +62,7 @@ class JobDispatcher:
         Raises 503 when no worker serves the model, 504 when a synchronous wait runs out.
         """
         if await self.live_consumers(model.name) == 0:
-            raise unavailable(f"no worker is serving model '{model.name}' right now", code="no_worker")
+            raise unavailable(f"no worker is serving model '{model.name}' right now", reason="no_worker")
         record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
                            created_at=time.time())
         await self._store.create(record, payload)
@@ -86,8 +86,8 @@ class JobDispatcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise APIError(504, f"job {job_id} did not finish within {wait_s:g}s; it keeps running: "
-                                   f"poll /v1/jobs/{job_id}", type="timeout", code="sync_wait_exceeded",
-                                   headers={"Location": f"/v1/jobs/{job_id}"}, extra={"job_id": job_id})
+                                   f"poll /v1/jobs/{job_id}", reason="sync_wait_exceeded",
+                                   headers={"Location": f"/v1/jobs/{job_id}"}, job_id=job_id)
                 # the pub/sub wake-up is the fast path; a slow re-read covers a broken subscription
                 slice_s = remaining if self._events.connected.is_set() else min(remaining, 0.5)
                 try:
@@ -96,7 +96,7 @@ class JobDispatcher:
                     pass
                 record = await self._store.get(job_id)
                 if record is None:
-                    raise APIError(500, f"job {job_id} vanished while running", type="server_error", code="job_lost")
+                    raise APIError(500, f"job {job_id} vanished while running", reason="job_lost", job_id=job_id)
                 if record.finished:
                     return record
                 if waiter.done():  # a wake-up for a state we already passed: wait for the next
@@ -111,9 +111,8 @@ def finished_job_body(record: JobRecord) -> dict[str, Any]:
         return {"id": record.id, "model": record.model, "created": int(record.created_at), **(record.result or {})}
     if record.status == "failed" and record.error is not None:
         error = record.error
-        raise APIError(error.status, error.message, type=error.type, code=error.code, param=error.param,
-                       extra={"job_id": record.id})
+        raise APIError(error.status, error.message, reason=error.reason, param=error.param, job_id=record.id)
     if record.status == "cancelled":
-        raise APIError(409, f"job {record.id} was cancelled", code="job_cancelled", extra={"job_id": record.id})
-    raise APIError(409, f"job {record.id} is {record.status}; its result is not ready", code="job_not_finished",
-                   headers={"Retry-After": "1"}, extra={"job_id": record.id})
+        raise APIError(409, f"job {record.id} was cancelled", reason="job_cancelled", job_id=record.id)
+    raise APIError(409, f"job {record.id} is {record.status}; its result is not ready", reason="job_not_finished",
+                   headers={"Retry-After": "1"}, job_id=record.id)

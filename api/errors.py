@@ -1,5 +1,11 @@
-"""HSE's error envelope ``{"object": "error", "message", "type", "param", "code"}`` with
-honest status codes, for every error the API can produce."""
+"""HSE's error envelope for every error the API produces, with honest status codes.
+
+HSE answers ``{"object": "error", "message", "type", "param", "code"}`` where ``code`` is the
+HTTP status (an int) and ``type`` an error class name such as ``BadRequestError``; clients
+written against HSE parse exactly that. speechfleet keeps it and adds ``reason``, a stable
+machine-readable slug (``model_not_found``, ``audio_too_long``, ...), plus ``job_id`` where
+a job exists.
+"""
 
 from __future__ import annotations
 
@@ -16,52 +22,69 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from speechmodels import InputError
 
+ERROR_TYPES = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    413: "RequestTooLargeError",
+    415: "UnsupportedMediaTypeError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+    504: "GatewayTimeoutError",
+}
+_DEFAULT_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+
 
 class ErrorResponse(BaseModel):
     object: str = "error"
     message: str
     type: str
     param: str | None = None
-    code: str | int | None = None
+    code: int
+    reason: str | None = None
+    job_id: str | None = None
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None):
+    def __init__(self, status: int, message: str, *, reason: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None, job_id: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.type = type
-        self.code = code
+        self.reason = reason
         self.param = param
         self.headers = headers or {}
-        self.extra = extra or {}
+        self.job_id = job_id
 
 
-def error_response(status: int, message: str, *, type: str = "invalid_request_error", code: str | int | None = None,
-                   param: str | None = None, headers: dict[str, str] | None = None,
-                   extra: dict[str, Any] | None = None) -> JSONResponse:
-    body = ErrorResponse(message=message, type=type, param=param, code=code).model_dump()
-    body.update(extra or {})
-    return JSONResponse(body, status_code=status, headers=headers)
+def error_body(status: int, message: str, *, reason: str | None = None, param: str | None = None,
+               job_id: str | None = None) -> dict[str, Any]:
+    return ErrorResponse(message=message, type=ERROR_TYPES.get(status, "Error"), param=param, code=status,
+                         reason=reason, job_id=job_id).model_dump()
 
 
-def not_found(message: str, code: str, param: str | None = None) -> APIError:
-    return APIError(404, message, code=code, param=param)
+def error_response(status: int, message: str, *, reason: str | None = None, param: str | None = None,
+                   headers: dict[str, str] | None = None, job_id: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, reason=reason, param=param, job_id=job_id), status_code=status,
+                        headers=headers)
 
 
-def unavailable(message: str, code: str = "service_unavailable") -> APIError:
-    return APIError(503, message, type="service_unavailable", code=code, headers={"Retry-After": "1"})
+def not_found(message: str, reason: str, param: str | None = None) -> APIError:
+    return APIError(404, message, reason=reason, param=param)
 
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+def unavailable(message: str, reason: str) -> APIError:
+    return APIError(503, message, reason=reason, headers={"Retry-After": "1"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.status, exc.message, type=exc.type, code=exc.code, param=exc.param,
-                              headers=exc.headers, extra=exc.extra)
+        return error_response(exc.status, exc.message, reason=exc.reason, param=exc.param, headers=exc.headers,
+                              job_id=exc.job_id)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -70,15 +93,15 @@ def install_error_handlers(app: FastAPI) -> None:
         message = first.get("msg", "invalid request")
         if location:
             message = f"{'.'.join(location)}: {message}"
-        return error_response(400, message, code="invalid_request", param=".".join(location) or None)
+        return error_response(400, message, reason="invalid_request", param=".".join(location) or None)
 
     @app.exception_handler(InputError)
     async def _bad_input(_: Request, exc: InputError) -> JSONResponse:
-        return error_response(exc.status, exc.message, code=exc.code, param=exc.param)
+        return error_response(exc.status, exc.message, reason=exc.code, param=exc.param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), code=_STATUS_CODES.get(exc.status_code),
+        return error_response(exc.status_code, str(exc.detail), reason=_DEFAULT_REASONS.get(exc.status_code),
                               headers=getattr(exc, "headers", None))
 
     @app.exception_handler(redis.exceptions.ConnectionError)
@@ -87,10 +110,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
         logger.warning("broker unavailable: {}", exc)
         return error_response(503, "the job broker (Redis) is unreachable; retry shortly",
-                              type="service_unavailable", code="broker_unavailable", headers={"Retry-After": "1"})
+                              reason="broker_unavailable", headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.opt(exception=exc).error("unhandled error")
-        return error_response(500, "internal error", type="server_error", code="internal_error")
-
+        return error_response(500, "internal error", reason="internal_error")

@@ -8,10 +8,7 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-def _error_body(message: str, code: str) -> bytes:
-    return json.dumps({"object": "error", "message": message, "type": "invalid_request_error",
-                       "param": None, "code": code}).encode()
+from api.errors import error_body
 
 
 class BodySizeLimit:
@@ -46,7 +43,8 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = _error_body(f"request body is larger than {self.max_bytes} bytes", "request_too_large")
+        body = json.dumps(error_body(413, f"request body is larger than {self.max_bytes} bytes",
+                                     reason="request_too_large")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

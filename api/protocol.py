@@ -6,12 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from api.errors import error_body
 from workers.jobs import JobRecord
 
 
+class VoiceOptions(BaseModel):
+    voice: str = "default"
+    styles: list[str] = Field(default_factory=list)
+
+
 class LanguageOptions(BaseModel):
-    language: str
-    voices: list[str] = Field(default_factory=list)
+    language: str = "default"
+    voices: list[VoiceOptions] = Field(default_factory=list)
 
 
 class ModelCard(BaseModel):
@@ -68,8 +74,8 @@ class JobView(BaseModel):
     def of(cls, record: JobRecord) -> JobView:
         error = None
         if record.error is not None:
-            error = {"object": "error", "message": record.error.message, "type": record.error.type,
-                     "param": record.error.param, "code": record.error.code}
+            error = error_body(record.error.status, record.error.message, reason=record.error.reason,
+                               param=record.error.param, job_id=record.id)
         return cls(id=record.id, model=record.model, capability=record.capability, status=record.status,
                    created=int(record.created_at), created_at=record.created_at, started_at=record.started_at,
                    finished_at=record.finished_at, attempts=record.attempts, resent=record.resent,

@@ -71,6 +71,14 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return soxr.resample(samples, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
 
 
+def synthetic_clip(seconds: float = 2.0, sample_rate: int = 16_000) -> bytes:
+    """A WAV of a rising tone in light noise: a stand-in input for warming a model up."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    tone = 0.3 * np.sin(2 * np.pi * (150 + 200 * t) * t)
+    noise = 0.01 * np.random.default_rng(0).standard_normal(t.size)
+    return encode_wav((tone + noise).astype(np.float32), sample_rate)
+
+
 def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     """16-bit PCM WAV bytes (clipped, never wrapped)."""
     buffer = io.BytesIO()

@@ -54,6 +54,16 @@ class SpeechModel(ABC):
         An item may get an ``Exception`` instance instead of an output: it fails alone.
         """
 
+    def warmup_request(self) -> Mapping[str, Any] | None:
+        """A request that runs the whole path once at load time, so lazy imports, JIT
+        compilation and caches are paid before the first user waits on them."""
+        return None
+
+    def warm_up(self) -> None:
+        request = self.warmup_request()
+        if request is not None:
+            self.infer_batch([self.prepare(request)])
+
     def infer(self, request: Mapping[str, Any]) -> Any:
         """Prepare and run one item (convenience for notebooks and scripts)."""
         (output,) = self.infer_batch([self.prepare(request)])

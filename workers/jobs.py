@@ -31,18 +31,18 @@ EVENTS_CHANNEL = "speechfleet:job-events"
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
-# KEYS: job, pending; ARGV: now, step field, step json, job id
+# KEYS: job, pending; ARGV: now, step field, step json, job id. Returns {status found, created_at}
 START_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
+if not status then return {'missing', false} end
 if status == 'queued' or status == 'running' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1], ARGV[2], ARGV[3])
   redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   redis.call('ZADD', KEYS[2], ARGV[1], ARGV[4])
-  return 'running'
+  return {'running', redis.call('HGET', KEYS[1], 'created_at')}
 end
-return status
+return {status, false}
 """
 
 # KEYS: job, pending, input; ARGV: now, new status, 'result'|'error', payload json, step field,
@@ -102,10 +102,9 @@ class JobError:
     """The error of a failed job, in the project's envelope terms."""
 
     message: str
-    type: str = "invalid_request_error"
-    code: str | None = None
+    reason: str | None = None  # the envelope's machine-readable slug
     param: str | None = None
-    status: int = 400
+    status: int = 400  # the HTTP status the job's result answers with
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -159,10 +158,12 @@ class WorkerJobStore:
         self._start = self._client.register_script(START_SCRIPT)
         self._finish = self._client.register_script(FINISH_SCRIPT)
 
-    def start(self, job_id: str, step: int, step_info: dict) -> str:
-        """Mark the job running; returns the status found ('running' means go ahead)."""
-        return self._start(keys=[job_key(job_id), PENDING_KEY],
-                           args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id])
+    def start(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None]:
+        """Mark the job running. Returns the status found ('running' means go ahead) and,
+        when running, the job's creation time."""
+        status, created_at = self._start(keys=[job_key(job_id), PENDING_KEY],
+                                         args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id])
+        return status, float(created_at) if created_at else None
 
     def input(self, job_id: str) -> dict | None:
         raw = self._binary.get(input_key(job_id))

@@ -39,13 +39,11 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
     started = time.time()
     info = {"name": model_name, "model": model_name, "queue": served.config.queue, "status": RUNNING,
             "worker": self.request.hostname or socket.gethostname(), "started_at": started}
-    status = store.start(job_id, step, info)
+    status, created_at = store.start(job_id, step, info)
     if status != RUNNING:
         logger.info("job {} is {}; skipping", job_id, status)  # cancelled, finished by an earlier delivery, expired
         return None
-    record = store.get(job_id)
-    if record is not None:
-        info["queue_wait_ms"] = round((started - record.created_at) * 1000, 2)
+    info["queue_wait_ms"] = round((started - created_at) * 1000, 2)
     try:
         payload = store.input(job_id)
         if payload is None:
@@ -54,12 +52,12 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
         output, stats = served.batcher.submit(item).result()
         result = encode_output(capability, output)
     except InputError as exc:
-        _fail(store, job_id, step, info, JobError(exc.message, code=exc.code, param=exc.param, status=exc.status))
+        _fail(store, job_id, step, info, JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status))
         raise JobFailed(exc.message) from None
     except Exception as exc:
         logger.exception("job {} failed in model {}", job_id, model_name)
         error = JobError(f"model {model_name!r} failed on this input: {exc.__class__.__name__}: {exc}",
-                         type="server_error", code="model_error", status=500)
+                         reason="model_error", status=500)
         _fail(store, job_id, step, info, error)
         raise JobFailed(error.message) from None
     info.update(status="succeeded", finished_at=time.time(), batch_size=stats.batch_size,

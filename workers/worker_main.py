@@ -28,6 +28,7 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
     for config in configs:
         started = time.perf_counter()
         model = load_model(config, device=device)
+        model.warm_up()
         batcher = MicroBatcher(model.infer_batch, max_batch_size=config.max_batch_size,
                                max_wait_ms=config.max_wait_ms, name=config.name)
         runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)

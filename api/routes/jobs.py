@@ -18,7 +18,7 @@ _ERRORS = {404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}}
 async def _existing(store, job_id: str) -> JobRecord:
     record = await store.get(job_id)
     if record is None:
-        raise not_found(f"job '{job_id}' does not exist (or its record expired)", code="job_not_found")
+        raise not_found(f"job '{job_id}' does not exist (or its record expired)", reason="job_not_found")
     return record
 
 
@@ -39,9 +39,9 @@ async def get_job_result(job_id: str, store: JobStoreDep) -> dict:
 async def cancel_job(job_id: str, store: JobStoreDep):
     status = await store.cancel(job_id)
     if status == "missing":
-        raise not_found(f"job '{job_id}' does not exist (or its record expired)", code="job_not_found")
+        raise not_found(f"job '{job_id}' does not exist (or its record expired)", reason="job_not_found")
     record = await _existing(store, job_id)
     if status not in ("cancelled",):
-        raise APIError(409, f"job {job_id} is {status} and can no longer be cancelled", code="job_not_cancellable",
-                       extra={"job_id": job_id})
+        raise APIError(409, f"job {job_id} is {status} and can no longer be cancelled", reason="job_not_cancellable",
+                       job_id=job_id)
     return JSONResponse(JobView.of(record).model_dump())

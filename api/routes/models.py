@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.catalog import ModelCatalog
 from api.deps import CatalogDep
-from api.protocol import LanguageOptions, ModelCard, ModelList
+from api.protocol import LanguageOptions, ModelCard, ModelList, VoiceOptions
 from speechmodels import ModelConfig
 from speechmodels.registry import SPEAKER_EMBEDDING, VAD
 
@@ -20,7 +20,8 @@ CAPABILITY_LISTINGS = {
 
 
 def model_card(catalog: ModelCatalog, config: ModelConfig) -> ModelCard:
-    languages = [LanguageOptions(language=config.language, voices=config.voices or [])] if config.language else []
+    voices = [VoiceOptions(voice=voice) for voice in config.voices or []]
+    languages = [LanguageOptions(language=config.language or "default", voices=voices)] if config.language or voices else []
     return ModelCard(id=config.name, created=catalog.created, root=config.model, languages=languages,
                      model_type=config.model_type, capabilities=sorted(catalog.capabilities[config.name]))
 

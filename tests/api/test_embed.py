@@ -26,4 +26,4 @@ def test_same_speaker_pairs_score_above_different_speaker_pairs(client):
 def test_vad_model_cannot_embed(client):
     response = client.post("/v1/embed/speaker", json={"model": "silero-vad", "input_audio": b64_audio("jfk.flac")})
     assert response.status_code == 400
-    assert response.json()["code"] == "unsupported_model" and response.json()["param"] == "model"
+    assert response.json()["reason"] == "unsupported_model" and response.json()["param"] == "model"

@@ -13,10 +13,11 @@ from tests.conftest import b64_audio
 def assert_envelope(response, status: int, code: str | None = None):
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["object"] == "error" and body["message"] and body["type"]
+    assert body["object"] == "error" and body["message"] and body["type"].endswith("Error")
     assert set(body) >= {"object", "message", "type", "param", "code"}
+    assert body["code"] == status  # HSE: the envelope's code is the HTTP status
     if code:
-        assert body["code"] == code, body
+        assert body["reason"] == code, body
 
 
 def wav_b64(samples: np.ndarray, rate: int = 16_000, fmt: str = "WAV") -> str:

@@ -58,16 +58,16 @@ def test_cancel_a_queued_job(client):
     final = client.get(f"/v1/jobs/{ids[-1]}").json()
     assert final["status"] == "cancelled" and final["steps"] == [] and final["attempts"] == 0
     result = client.get(f"/v1/jobs/{ids[-1]}/result")
-    assert result.status_code == 409 and result.json()["code"] == "job_cancelled"
+    assert result.status_code == 409 and result.json()["reason"] == "job_cancelled"
     # a finished job cannot be cancelled
     late = client.delete(f"/v1/jobs/{ids[0]}")
-    assert late.status_code == 409 and late.json()["code"] == "job_not_cancellable"
+    assert late.status_code == 409 and late.json()["reason"] == "job_not_cancellable"
 
 
 def test_unknown_job(client):
     for response in (client.get("/v1/jobs/nope"), client.get("/v1/jobs/nope/result"), client.delete("/v1/jobs/nope")):
         assert response.status_code == 404
-        assert response.json()["object"] == "error" and response.json()["code"] == "job_not_found"
+        assert response.json()["object"] == "error" and response.json()["reason"] == "job_not_found"
 
 
 def test_failed_job_keeps_its_error(client):
@@ -84,7 +84,7 @@ def test_failed_job_keeps_its_error(client):
     clip = base64.b64encode(buffer.getvalue()).decode()
     accepted = client.post("/v1/embed/speaker", headers=ASYNC, json={"model": "harmonyspeech-encoder", "input_audio": clip})
     job = poll(client, accepted.json()["id"])
-    assert job["status"] == "failed" and job["error"]["type"] == "invalid_request_error"
+    assert job["status"] == "failed" and job["error"]["type"] == "BadRequestError" and job["error"]["code"] == 400
     result = client.get(f"/v1/jobs/{job['id']}/result")
     assert result.status_code == 400 and "too short" in result.json()["message"]
     sync = client.post("/v1/embed/speaker", json={"model": "harmonyspeech-encoder", "input_audio": clip})

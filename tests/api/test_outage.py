@@ -38,7 +38,7 @@ def timed_post(fleet):
 def test_model_without_a_live_worker_is_a_fast_503(api_without_workers):
     fleet, _ = api_without_workers
     response, elapsed = timed_post(fleet)
-    assert response.status_code == 503 and response.json()["code"] == "no_worker"
+    assert response.status_code == 503 and response.json()["reason"] == "no_worker"
     assert response.headers["retry-after"]
     assert elapsed < 1.0
     ready = httpx.get(f"{fleet.base_url}/ready")
@@ -50,7 +50,7 @@ def test_redis_down_is_a_fast_503_and_the_api_recovers(api_without_workers):
     port = redis_server.port
     redis_server.stop()
     response, elapsed = timed_post(fleet)
-    assert response.status_code == 503 and response.json()["code"] == "broker_unavailable", response.text
+    assert response.status_code == 503 and response.json()["reason"] == "broker_unavailable", response.text
     assert elapsed < 1.5
     ready = httpx.get(f"{fleet.base_url}/ready", timeout=5)
     assert ready.status_code == 503 and ready.json()["redis"] is False
@@ -59,6 +59,6 @@ def test_redis_down_is_a_fast_503_and_the_api_recovers(api_without_workers):
     revived = EmbeddedRedis(port=port).start()
     try:
         response, _ = timed_post(fleet)
-        assert response.status_code == 503 and response.json()["code"] == "no_worker"  # Redis answers again
+        assert response.status_code == 503 and response.json()["reason"] == "no_worker"  # Redis answers again
     finally:
         revived.stop()

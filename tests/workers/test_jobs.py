@@ -27,7 +27,8 @@ def test_start_finish_and_publish(store):
     pubsub = client.pubsub()
     pubsub.subscribe(EVENTS_CHANNEL)
     pubsub.get_message(timeout=1)
-    assert jobs.start("j1", 0, {"name": "m"}) == "running"
+    status, created_at = jobs.start("j1", 0, {"name": "m"})
+    assert status == "running" and time.time() - 5 < created_at <= time.time()
     assert jobs.succeed("j1", 0, {"name": "m", "status": "succeeded"}, {"x": 1}) == "succeeded"
     message = pubsub.get_message(timeout=2)
     assert message and message["data"] == "j1"
@@ -43,7 +44,7 @@ def test_a_redelivered_job_that_already_finished_is_skipped(store):
     _create(client, "j2")
     jobs.start("j2", 0, {})
     jobs.fail("j2", 0, {}, JobError("bad", status=400))
-    assert jobs.start("j2", 0, {}) == "failed"
+    assert jobs.start("j2", 0, {}) == ("failed", None)
     assert jobs.succeed("j2", 0, {}, {"late": True}) == "failed"  # the first ending stands
     assert jobs.get("j2").error.message == "bad"
 
@@ -51,8 +52,8 @@ def test_a_redelivered_job_that_already_finished_is_skipped(store):
 def test_a_job_running_on_a_dead_worker_can_be_started_again(store):
     jobs, client = store
     _create(client, "j3")
-    assert jobs.start("j3", 0, {}) == "running"
-    assert jobs.start("j3", 0, {}) == "running"
+    assert jobs.start("j3", 0, {})[0] == "running"
+    assert jobs.start("j3", 0, {})[0] == "running"
     assert jobs.get("j3").attempts == 2
 
 
@@ -60,5 +61,5 @@ def test_cancelled_and_missing_jobs_are_not_started(store):
     jobs, client = store
     _create(client, "j4")
     client.hset(job_key("j4"), "status", "cancelled")
-    assert jobs.start("j4", 0, {}) == "cancelled"
-    assert jobs.start("never-created", 0, {}) == "missing"
+    assert jobs.start("j4", 0, {}) == ("cancelled", None)
+    assert jobs.start("never-created", 0, {}) == ("missing", None)

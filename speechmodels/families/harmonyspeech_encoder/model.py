@@ -2,7 +2,8 @@
 ReLU, L2-normalised), averaged over overlapping partial utterances.
 
 Two checkpoint layouts load into the same network:
-- HSE's: ``encoder/config.json`` + ``encoder/encoder.pt`` in a repo or folder;
+- HSE's (``harmony-ai/harmony-speech-v1``): ``encoder/config.json`` + ``encoder/encoder.pt``
+  in a repo or folder, 768-d in the published V1; clips are rescaled to peak 0.9 first;
 - the ``resemblyzer`` package's ``pretrained.pt`` (real weights, the default here).
 Both hold ``{"model_state": state_dict}`` with keys ``lstm.*``, ``linear.*`` and the GE2E
 loss's ``similarity_weight``/``similarity_bias`` (kept so the state dict loads strictly).
@@ -44,9 +45,20 @@ class EncoderConfig(BaseModel):
     vad_moving_average_width: int = 8
     vad_max_silence_length: int = 6
     audio_norm_target_dBFS: float = -30
+    # HSE rescales each clip to this peak before the loudness step; resemblyzer does not
+    rescale_peak: float | None = None
     model_hidden_size: int = 256
     model_embedding_size: int = 256
     model_num_layers: int = 3
+
+    @classmethod
+    def from_json(cls, document: dict, **defaults) -> EncoderConfig:
+        """Flat or sectioned (``{"model": {...}, "data": {...}}``) config.json, both seen in HSE."""
+        flat = {key: value for key, value in document.items() if not isinstance(value, dict)}
+        for section in document.values():
+            if isinstance(section, dict):
+                flat.update(section)
+        return cls.model_validate({**defaults, **flat})
 
 
 class SpeakerEncoderNet(nn.Module):
@@ -102,6 +114,8 @@ class HarmonySpeechEncoder(SpeechModel):
         """Waveform -> stacked partial mel windows, (partials, frames, n_mels)."""
         h = self.hparams
         samples = audio.decode(request["audio"], h.sampling_rate)
+        if h.rescale_peak is not None:
+            samples = samples * (h.rescale_peak / max(float(np.abs(samples).max()), 1e-8))
         samples = preprocess.normalize_volume(samples, h.audio_norm_target_dBFS)
         samples = preprocess.trim_long_silences(samples, h.sampling_rate, h.vad_window_length,
                                                 h.vad_moving_average_width, h.vad_max_silence_length)
@@ -114,6 +128,9 @@ class HarmonySpeechEncoder(SpeechModel):
         samples = np.pad(samples, (0, max(0, padded_length - len(samples))))
         mels = preprocess.mel_frames(samples, h.sampling_rate, h.mel_window_length, h.mel_window_step, h.mel_n_channels)
         return np.stack([mels[window] for window in windows])
+
+    def warmup_request(self) -> dict:
+        return {"audio": audio.synthetic_clip(2.0, self.hparams.sampling_rate)}
 
     @torch.inference_mode()
     def infer_batch(self, items: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -134,8 +151,8 @@ def _locate_checkpoint(root: Path) -> tuple[Path, EncoderConfig]:
     for folder in (root / "encoder", root):
         if (folder / "encoder.pt").is_file():
             config_file = folder / "config.json"
-            hparams = EncoderConfig.model_validate(json.loads(config_file.read_text())) if config_file.is_file() else EncoderConfig()
-            return folder / "encoder.pt", hparams
+            document = json.loads(config_file.read_text()) if config_file.is_file() else {}
+            return folder / "encoder.pt", EncoderConfig.from_json(document, rescale_peak=0.9)
     if (root / "pretrained.pt").is_file():
         return root / "pretrained.pt", EncoderConfig()
     raise WeightsNotFound(f"no encoder/encoder.pt or pretrained.pt under {root}")

@@ -86,6 +86,9 @@ class SileroVAD(SpeechModel):
             raise InputError(f"{param}: {first['msg']}", param=param) from None
         return _Item(audio.decode(request["audio"], SAMPLE_RATE), params)
 
+    def warmup_request(self) -> dict:
+        return {"audio": audio.synthetic_clip(1.0), "get_timestamps": True}
+
     def speech_probabilities(self, streams: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-window speech probability for each 16 kHz stream, all run in one batched pass."""
         n_windows = [max(1, -(-len(samples) // WINDOW)) for samples in streams]
@@ -129,7 +132,8 @@ class SileroVAD(SpeechModel):
         if not params.get_timestamps:
             return VoiceActivity(bool(segments), None)
         if params.return_seconds:
-            return VoiceActivity(bool(segments), [(round(s / SAMPLE_RATE, 3), round(e / SAMPLE_RATE, 3)) for s, e in segments])
+            # HSE (and Silero) round seconds to one decimal
+            return VoiceActivity(bool(segments), [(round(s / SAMPLE_RATE, 1), round(e / SAMPLE_RATE, 1)) for s, e in segments])
         return VoiceActivity(bool(segments), [(int(s), int(e)) for s, e in segments])
 
 

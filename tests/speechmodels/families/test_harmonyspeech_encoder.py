@@ -65,7 +65,8 @@ def _write_hse_layout(root, state_dict, hparams: dict):
 
 def test_hse_layout_with_the_real_weights_gives_the_same_embeddings(encoder, tmp_path):
     checkpoint = torch.load(resolve_weights("package:resemblyzer") / "pretrained.pt", map_location="cpu", weights_only=True)
-    _write_hse_layout(tmp_path, checkpoint["model_state"], EncoderConfig().model_dump())
+    # resemblyzer's preprocessing has no peak rescale: switch HSE's off to compare like with like
+    _write_hse_layout(tmp_path, checkpoint["model_state"], {**EncoderConfig().model_dump(), "rescale_peak": None})
     hse = load_model(ModelConfig(name="enc-hse", model=str(tmp_path), model_type="HarmonySpeechEncoder"))
     clip = {"audio": fixture_audio("cmu_arctic_us_axb_a0004.wav")}
     np.testing.assert_allclose(hse.infer(clip), encoder.infer(clip), atol=1e-6)
@@ -75,9 +76,12 @@ def test_hse_layout_config_drives_the_architecture(tmp_path):
     """A randomly initialised checkpoint in the published format, with its sizes reduced."""
     hparams = EncoderConfig(model_hidden_size=64, model_embedding_size=32, model_num_layers=2)
     torch.manual_seed(0)
-    _write_hse_layout(tmp_path, SpeakerEncoderNet(hparams).state_dict(), hparams.model_dump())
+    # sectioned, as HSE's config.json nests the network sizes under "model"
+    sections = {"model": {"mel_n_channels": 40, "model_hidden_size": 64, "model_embedding_size": 32,
+                          "model_num_layers": 2}, "data": {"sampling_rate": 16000}}
+    _write_hse_layout(tmp_path, SpeakerEncoderNet(hparams).state_dict(), sections)
     small = load_model(ModelConfig(name="enc-small", model=str(tmp_path), model_type="HarmonySpeechEncoder"))
-    assert small.embedding_size == 32
+    assert small.embedding_size == 32 and small.hparams.rescale_peak == 0.9
     vector = small.infer({"audio": fixture_audio("cmu_arctic_us_aew_a0002.wav")})
     assert vector.shape == (32,) and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
 
