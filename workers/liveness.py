@@ -7,11 +7,11 @@ call, and a SIGKILLed worker drops out by itself after ``heartbeat_ttl_s``.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import redis
-from loguru import logger
+
+from workers.periodic import Periodic
 
 KEY_PREFIX = "speechfleet:consumers:"
 
@@ -25,14 +25,12 @@ class Heartbeat:
         self._client = client
         self._worker_id = worker_id
         self._models = models
-        self._interval_s = interval_s
         self._ttl_s = ttl_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._loop = Periodic("heartbeat", interval_s, self.beat)
 
     def start(self) -> None:
         self.beat()
-        self._thread.start()
+        self._loop.start()
 
     def beat(self) -> None:
         now = time.time()
@@ -44,8 +42,7 @@ class Heartbeat:
             pipe.execute()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(self._interval_s + 1)
+        self._loop.stop()
         try:
             with self._client.pipeline() as pipe:
                 for model in self._models:
@@ -53,10 +50,3 @@ class Heartbeat:
                 pipe.execute()
         except redis.RedisError:
             pass  # the entry expires by itself
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.beat()
-            except redis.RedisError as exc:
-                logger.warning("heartbeat failed: {}", exc)

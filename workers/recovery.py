@@ -18,7 +18,6 @@ so a rare needless resend costs compute, never a wrong answer.
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import redis
@@ -28,6 +27,7 @@ from loguru import logger
 from speechmodels.config import queue_for
 from workers.celery_app import send_job
 from workers.jobs import PENDING_KEY, TERMINAL, job_key
+from workers.periodic import Periodic
 
 LOCK_KEY = "speechfleet:lost-job-sweeper"
 UNACKED_KEY = "unacked"  # kombu's Redis transport default
@@ -52,22 +52,13 @@ class LostJobSweeper:
         self._worker_id = worker_id
         self._quiet_after_s = quiet_after_s
         self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lost-job-sweeper", daemon=True)
+        self._loop = Periodic("lost-job sweep", interval_s, self.sweep)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(self._interval_s + 1)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.sweep()
-            except redis.RedisError as exc:
-                logger.warning("lost-job sweep failed: {}", exc)
+        self._loop.stop()
 
     def sweep(self) -> list[str]:
         """One pass; returns the ids of the jobs sent again."""
