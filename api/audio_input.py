@@ -6,11 +6,18 @@ from __future__ import annotations
 import base64
 import binascii
 
+from anyio import to_thread
+
 from api.errors import APIError
 from speechmodels import audio
 
 
-def read_audio(encoded: str, max_seconds: float, param: str = "input_audio") -> bytes:
+async def read_audio(encoded: str, max_seconds: float, param: str = "input_audio") -> bytes:
+    """Decode and check a base64 audio field in a thread: tens of MB must not stall the event loop."""
+    return await to_thread.run_sync(_read_audio, encoded, max_seconds, param)
+
+
+def _read_audio(encoded: str, max_seconds: float, param: str) -> bytes:
     if encoded.startswith("data:"):  # tolerate data URLs: data:audio/wav;base64,....
         encoded = encoded.partition(",")[2]
     try:

@@ -69,14 +69,15 @@ class JobDispatcher:
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
             await to_thread.run_sync(send_job, self._celery, record.id, model.name, capability)
-        except Exception:
+        except BaseException:  # the send failed, or the client went away mid-send
             if waiter is not None:
                 self._events.unregister(record.id, waiter)
             await self._store.delete(record.id)  # never accepted: leave no phantom job behind
             raise
         if waiter is None:
             return record
-        wait_s = min(preference.wait_s or self._settings.sync_wait_s, self._settings.max_sync_wait_s)
+        wait_s = self._settings.sync_wait_s if preference.wait_s is None else preference.wait_s
+        wait_s = min(wait_s, self._settings.max_sync_wait_s)
         return await self._wait(record.id, waiter, wait_s)
 
     async def _wait(self, job_id: str, waiter: asyncio.Future, wait_s: float) -> JobRecord:

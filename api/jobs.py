@@ -10,7 +10,15 @@ import time
 import redis.asyncio as aioredis
 from loguru import logger
 
-from workers.jobs import CANCEL_SCRIPT, EVENTS_CHANNEL, PENDING_KEY, JobRecord, encode_input, input_key, job_key
+from workers.jobs import (
+    CANCEL_SCRIPT,
+    EVENTS_CHANNEL,
+    PENDING_KEY,
+    JobRecord,
+    encode_input,
+    input_key,
+    job_key,
+)
 
 
 class AsyncJobStore:

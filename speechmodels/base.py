@@ -45,7 +45,10 @@ class SpeechModel(ABC):
 
     @abstractmethod
     def prepare(self, request: Mapping[str, Any]) -> Any:
-        """Decode and validate one request item; raise :class:`InputError` for bad input."""
+        """Decode and validate one request item; raise :class:`InputError` for bad input.
+
+        ``request["max_audio_seconds"]``, when present, bounds the decoded audio (413).
+        """
 
     @abstractmethod
     def infer_batch(self, items: Sequence[Any]) -> list[Any]:

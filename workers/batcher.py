@@ -96,20 +96,28 @@ class MicroBatcher:
             batch = self._collect()
             if not batch:
                 continue
-            started = time.perf_counter()
-            outputs = self._call([pending.item for pending in batch])
-            finished = time.perf_counter()
-            inference_ms = (finished - started) * 1000
-            for pending, output in zip(batch, outputs):
-                stats = BatchStats(len(batch), (started - pending.submitted) * 1000, inference_ms)
-                if isinstance(output, BaseException):
-                    pending.future.set_exception(output)
-                else:
-                    pending.future.set_result((output, stats))
-            if self._on_batch is not None:
-                self._on_batch(BatchStats(len(batch), (started - batch[0].submitted) * 1000, inference_ms))
+            try:
+                self._serve(batch)
+            except BaseException as exc:  # never leave a caller waiting on a future nobody will set
+                logger.exception("{}: batch failed outside the model call", self.name)
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
         for pending in self._drain():
             pending.future.set_exception(BatcherClosed(f"{self.name} shut down before this item ran"))
+
+    def _serve(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        outputs = self._call([pending.item for pending in batch])
+        inference_ms = (time.perf_counter() - started) * 1000
+        for pending, output in zip(batch, outputs):
+            stats = BatchStats(len(batch), (started - pending.submitted) * 1000, inference_ms)
+            if isinstance(output, BaseException):
+                pending.future.set_exception(output)
+            else:
+                pending.future.set_result((output, stats))
+        if self._on_batch is not None:
+            self._on_batch(BatchStats(len(batch), (started - batch[0].submitted) * 1000, inference_ms))
 
     def _call(self, items: list[Any]) -> list[Any]:
         """One batched call; if it fails as a whole, retry items one by one so that a single

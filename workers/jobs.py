@@ -134,7 +134,8 @@ class JobRecord:
         def number(name: str) -> float | None:
             return float(raw[name]) if raw.get(name) else None
 
-        steps = [json.loads(raw[name]) for name in sorted(k for k in raw if k.startswith("step."))]
+        step_fields = sorted((k for k in raw if k.startswith("step.")), key=lambda k: int(k.partition(".")[2]))
+        steps = [json.loads(raw[name]) for name in step_fields]
         return cls(
             id=raw["id"], model=raw["model"], capability=raw["capability"], status=raw["status"],
             created_at=float(raw["created_at"]), started_at=number("started_at"), finished_at=number("finished_at"),

@@ -31,3 +31,5 @@ class Periodic:
                 self._action()
             except redis.RedisError as exc:  # Redis away for a moment: try again next round
                 logger.warning("{} failed: {}", self.name, exc)
+            except Exception:  # a bug or a broker error must not end the loop for the worker's lifetime
+                logger.exception("{} failed", self.name)

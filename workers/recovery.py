@@ -53,6 +53,9 @@ class LostJobSweeper:
         self._quiet_after_s = quiet_after_s
         self._interval_s = interval_s
         self._loop = Periodic("lost-job sweep", interval_s, self.sweep)
+        # counted only on a record that still exists: HINCRBY would revive an expired one
+        self._count_resend = client.register_script(
+            "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], 'resent', 1) end")
 
     def start(self) -> None:
         self._loop.start()
@@ -81,13 +84,12 @@ class LostJobSweeper:
         present = self._message_ids({model for model, _ in candidates.values()})
         resent = []
         for job_id, (model, capability) in candidates.items():
+            if job_id not in present:  # neither waiting its turn nor held (unacked) by a worker
+                logger.warning("job {} for {} has no message anywhere; sending it again", job_id, model)
+                send_job(self._celery, job_id, model, capability)  # a failure leaves it quiet: next sweep retries
+                self._count_resend(keys=[job_key(job_id)])
+                resent.append(job_id)
             self._client.zadd(PENDING_KEY, {job_id: now})  # quiet again from now on
-            if job_id in present:
-                continue  # waiting its turn, or held (unacked) by a worker
-            logger.warning("job {} for {} has no message anywhere; sending it again", job_id, model)
-            self._client.hincrby(job_key(job_id), "resent", 1)
-            send_job(self._celery, job_id, model, capability)
-            resent.append(job_id)
         return resent
 
     def _message_ids(self, models: set[str]) -> set[str]:

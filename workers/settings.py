@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
     torch_threads: int | None = Field(default=None, ge=1)
     send_task_events: bool = Field(default=False, description="emit Celery task events (for Flower)")
+
+
+    @model_validator(mode="after")
+    def _records_outlive_waits(self) -> Settings:
+        # a job record must outlive any wait on it and any redelivery of it
+        if self.job_ttl_s <= max(self.max_sync_wait_s, self.visibility_timeout_s):
+            raise ValueError("job_ttl_s must exceed max_sync_wait_s and visibility_timeout_s")
+        return self
 
 
 @lru_cache

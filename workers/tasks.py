@@ -12,6 +12,7 @@ from loguru import logger
 
 from speechmodels import InputError
 from workers import runtime
+from workers.batcher import BatcherClosed
 from workers.celery_app import INFER_TASK, app
 from workers.jobs import RUNNING, JobError, WorkerJobStore
 from workers.settings import get_settings
@@ -44,13 +45,20 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
         logger.info("job {} is {}; skipping", job_id, status)  # cancelled, finished by an earlier delivery, expired
         return None
     info["queue_wait_ms"] = round((started - created_at) * 1000, 2)
+    settings = get_settings()
     try:
         payload = store.input(job_id)
         if payload is None:
             raise LookupError("the job's input has expired")
+        # enforced here, on the decoded audio, whatever the API's header probe believed
+        payload["max_audio_seconds"] = settings.max_audio_seconds
         item = served.model.prepare(payload)
-        output, stats = served.batcher.submit(item).result()
+        # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
+        output, stats = served.batcher.submit(item).result(timeout=settings.visibility_timeout_s)
         result = encode_output(capability, output)
+    except BatcherClosed:
+        # the worker is shutting down: the job goes back to the queue for another worker
+        raise Reject(f"worker shutting down before job {job_id} ran", requeue=True) from None
     except InputError as exc:
         _fail(store, job_id, step, info, JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status))
         raise JobFailed(exc.message) from None

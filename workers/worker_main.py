@@ -35,7 +35,9 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
         logger.info("loaded {} ({}) on {} in {:.2f}s; batches of up to {}, {} ms wait", config.name,
                     config.model_type, model.device, time.perf_counter() - started, config.max_batch_size, config.max_wait_ms)
 
-    from workers.celery_app import app  # imported after the models, so a bad config fails before connecting
+    from workers.celery_app import (
+        app,  # imported after the models, so a bad config fails before connecting
+    )
 
     worker_id = f"{'+'.join(c.name for c in configs)}@{socket.gethostname()}.{os.getpid()}"
     heartbeat = Heartbeat(redis.Redis.from_url(settings.redis_url), worker_id, [c.name for c in configs],

@@ -29,5 +29,5 @@ class EmbedSpeakerResponse(BaseModel):
 async def embed_speaker(body: EmbedSpeakerRequest, catalog: CatalogDep, dispatcher: DispatcherDep,
                         settings: SettingsDep, preference: PreferenceDep):
     model = catalog.require(body.model, SPEAKER_EMBEDDING, "speaker embedding")
-    payload = {"audio": read_audio(body.input_audio, settings.max_audio_seconds)}
+    payload = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds)}
     return await run_job(dispatcher, model, SPEAKER_EMBEDDING, payload, preference)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.dispatch import finished_job_body
 from api.deps import JobStoreDep
+from api.dispatch import finished_job_body
 from api.errors import APIError, ErrorResponse, not_found
 from api.protocol import JobView
 from workers.jobs import JobRecord

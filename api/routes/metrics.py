@@ -4,7 +4,12 @@ Redis at scrape time, so the numbers hold however many API replicas and workers 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+)
 
 from api.deps import CatalogDep, DispatcherDep
 

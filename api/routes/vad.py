@@ -9,19 +9,16 @@ from api.audio_input import read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from speechmodels.registry import VAD
+from speechmodels.vad import VADParams
 
 router = APIRouter(tags=["voice activity detection"])
 
 
-class VADRequest(BaseModel):
+class VADRequest(VADParams):
+    """HSE's DetectVoiceActivityRequest: the VAD parameters plus the model and the audio."""
+
     model: str = Field(description="a configured model that does VAD, e.g. silero-vad")
     input_audio: str = Field(description="base64 audio in any common format, rate and channel count")
-    get_timestamps: bool = Field(default=False, description="also return speech segments")
-    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
-    min_speech_duration_ms: int = Field(default=250, ge=0, le=60_000)
-    min_silence_duration_ms: int = Field(default=100, ge=0, le=60_000)
-    speech_pad_ms: int = Field(default=30, ge=0, le=10_000)
-    return_seconds: bool = Field(default=False, description="timestamps in seconds instead of 16 kHz samples")
 
 
 class SpeechSegment(BaseModel):
@@ -42,5 +39,5 @@ async def detect_voice_activity(body: VADRequest, catalog: CatalogDep, dispatche
                                 settings: SettingsDep, preference: PreferenceDep):
     model = catalog.require(body.model, VAD, "voice activity detection")
     payload = body.model_dump(exclude={"model", "input_audio"})
-    payload["audio"] = read_audio(body.input_audio, settings.max_audio_seconds)
+    payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
     return await run_job(dispatcher, model, VAD, payload, preference)

@@ -66,3 +66,53 @@ def test_encode_wav_clips_instead_of_wrapping():
     decoded, rate = soundfile.read(io.BytesIO(audio.encode_wav(loud, 16_000)), dtype="float32")
     assert rate == 16_000
     assert decoded[1] > 0.99 and decoded[2] < -0.99  # a wrapped int16 would flip sign
+
+
+def _patched_wav(offset: int, fmt: str, value: int) -> bytes:
+    """A valid 16 kHz WAV with one header field overwritten (offsets of the canonical fmt chunk)."""
+    import struct
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(1600, dtype=np.float32), 16_000, format="WAV", subtype="PCM_16")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(fmt, data, offset, value)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("offset, fmt, value", [
+    (20, "<H", 0),  # format tag 0
+    (20, "<H", 0xFFFE),  # extensible without its extension
+    (20, "<H", 0x11),  # IMA ADPCM tag on PCM data
+    (22, "<H", 0),  # zero channels
+    (24, "<I", 2**31 - 1),  # absurd sample rate
+    (34, "<H", 0),  # zero bits per sample
+])
+def test_malformed_wav_headers_are_input_errors_not_crashes(offset, fmt, value):
+    data = _patched_wav(offset, fmt, value)
+    refused = 0
+    for read in (audio.probe, lambda d: audio.decode(d, 16_000)):
+        try:
+            read(data)
+        except audio.InputError:  # anything else (AttributeError, ValueError, ...) fails the test
+            refused += 1
+    assert refused >= 1
+
+
+def test_decoded_length_is_bounded_even_when_the_header_lies():
+    # raw AAC (ADTS) has no length in its header: the probe can only estimate
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="adts") as container:
+        stream = container.add_stream("aac", rate=16_000)
+        stream.layout = "mono"
+        silence = np.zeros((1, 16_000 * 20), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(silence, format="fltp", layout="mono")
+        frame.sample_rate = 16_000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with pytest.raises(audio.AudioTooLongError) as error:
+        audio.decode(buffer.getvalue(), 16_000, max_seconds=5)
+    assert error.value.status == 413
+    wav = _patched_wav(0, "<4s", b"RIFF")
+    assert len(audio.decode(wav, 16_000, max_seconds=5)) == 1600
+    with pytest.raises(audio.AudioTooLongError):
+        audio.decode(wav, 16_000, max_seconds=0.05)

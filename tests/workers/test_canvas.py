@@ -9,7 +9,14 @@ from celery import Celery, chain, chord
 
 from tests.fleet import fixture_audio
 from workers.celery_app import INFER_TASK
-from workers.jobs import PENDING_KEY, QUEUED, JobRecord, encode_input, input_key, job_key
+from workers.jobs import (
+    PENDING_KEY,
+    QUEUED,
+    JobRecord,
+    encode_input,
+    input_key,
+    job_key,
+)
 
 
 def new_job(client: redis.Redis, job_id: str, model: str, capability: str, payload: dict) -> None:

@@ -5,7 +5,14 @@ import time
 import pytest
 import redis
 
-from workers.jobs import EVENTS_CHANNEL, QUEUED, JobError, JobRecord, WorkerJobStore, job_key
+from workers.jobs import (
+    EVENTS_CHANNEL,
+    QUEUED,
+    JobError,
+    JobRecord,
+    WorkerJobStore,
+    job_key,
+)
 
 
 @pytest.fixture

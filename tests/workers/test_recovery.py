@@ -9,7 +9,14 @@ import redis
 from celery import Celery
 
 from tests.fleet import fixture_audio
-from workers.jobs import PENDING_KEY, QUEUED, JobRecord, encode_input, input_key, job_key
+from workers.jobs import (
+    PENDING_KEY,
+    QUEUED,
+    JobRecord,
+    encode_input,
+    input_key,
+    job_key,
+)
 from workers.recovery import UNACKED_KEY, LostJobSweeper
 
 

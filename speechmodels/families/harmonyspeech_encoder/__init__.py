@@ -1,3 +1,7 @@
-from speechmodels.families.harmonyspeech_encoder.model import EncoderConfig, HarmonySpeechEncoder, SpeakerEncoderNet
+from speechmodels.families.harmonyspeech_encoder.model import (
+    EncoderConfig,
+    HarmonySpeechEncoder,
+    SpeakerEncoderNet,
+)
 
 __all__ = ["EncoderConfig", "HarmonySpeechEncoder", "SpeakerEncoderNet"]

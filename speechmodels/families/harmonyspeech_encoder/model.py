@@ -113,7 +113,7 @@ class HarmonySpeechEncoder(SpeechModel):
     def prepare(self, request: Mapping[str, Any]) -> np.ndarray:
         """Waveform -> stacked partial mel windows, (partials, frames, n_mels)."""
         h = self.hparams
-        samples = audio.decode(request["audio"], h.sampling_rate)
+        samples = audio.decode(request["audio"], h.sampling_rate, max_seconds=request.get("max_audio_seconds"))
         if h.rescale_peak is not None:
             samples = samples * (h.rescale_peak / max(float(np.abs(samples).max()), 1e-8))
         samples = preprocess.normalize_volume(samples, h.audio_norm_target_dBFS)

@@ -1,3 +1,4 @@
-from speechmodels.families.silero_vad.model import SileroVAD, VADParams, VoiceActivity
+from speechmodels.families.silero_vad.model import SileroVAD
+from speechmodels.vad import VADParams, VoiceActivity
 
 __all__ = ["SileroVAD", "VADParams", "VoiceActivity"]

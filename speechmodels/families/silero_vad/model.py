@@ -13,38 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from speechmodels import audio
 from speechmodels.base import InputError, SpeechModel
 from speechmodels.config import ModelConfig
 from speechmodels.families.silero_vad.segments import SegmentRules, speech_segments
+from speechmodels.vad import VADParams, VoiceActivity
 from speechmodels.weights import find_file, resolve_weights
 
 SAMPLE_RATE = 16_000
 WINDOW = 512
 CONTEXT = 64
 STATE_SIZE = 128
-
-
-class VADParams(BaseModel):
-    """Per-request settings (HSE's field names and defaults)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
-    min_speech_duration_ms: int = Field(default=250, ge=0, le=60_000)
-    min_silence_duration_ms: int = Field(default=100, ge=0, le=60_000)
-    speech_pad_ms: int = Field(default=30, ge=0, le=10_000)
-    return_seconds: bool = False
-    get_timestamps: bool = True
-
-
-@dataclass(frozen=True)
-class VoiceActivity:
-    speech_activity: bool
-    # (start, end) in samples at 16 kHz, or in seconds when return_seconds was asked
-    timestamps: list[tuple[float, float]] | None
 
 
 @dataclass(frozen=True)
@@ -84,7 +65,7 @@ class SileroVAD(SpeechModel):
             first = exc.errors()[0]
             param = ".".join(map(str, first["loc"]))
             raise InputError(f"{param}: {first['msg']}", param=param) from None
-        return _Item(audio.decode(request["audio"], SAMPLE_RATE), params)
+        return _Item(audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds")), params)
 
     def warmup_request(self) -> dict:
         return {"audio": audio.synthetic_clip(1.0), "get_timestamps": True}
