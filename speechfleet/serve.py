@@ -73,14 +73,16 @@ class Fleet:
         return subprocess.Popen([sys.executable, "-m", "speechfleet.cli", *args], env=env, start_new_session=True)
 
     def shutdown(self) -> None:
-        for process in ([self.api] if self.api else []) + list(self.workers.values()):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in ([self.api] if self.api else []) + list(self.workers.values()):
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        # the API first (no new jobs), then the workers (they finish what they hold), then Redis
+        for group in ([self.api] if self.api else [], list(self.workers.values())):
+            for process in group:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in group:
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         if self.redis:
             self.redis.stop()
             self.redis = None

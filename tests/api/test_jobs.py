@@ -1,5 +1,8 @@
 import time
 
+import pytest
+from celery import Celery
+
 from tests.conftest import b64_audio
 
 ASYNC = {"Prefer": "respond-async"}
@@ -43,23 +46,48 @@ def test_async_embedding(client):
     assert len(client.get(f"/v1/jobs/{accepted.json()['id']}/result").json()["data"]) > 1000
 
 
-def test_cancel_a_queued_job(client):
-    """vad-aux takes 4 items per batch: 24 one-minute clips keep its queue busy long enough."""
-    noise = b64_audio("noise_exercise_bike.wav")
-    ids = [client.post("/v1/audio/vad", headers=ASYNC, json={"model": "vad-aux", "input_audio": noise}).json()["id"]
-           for _ in range(24)]
-    cancelled = client.delete(f"/v1/jobs/{ids[-1]}")
+@pytest.fixture
+def paused_queue(fleet, redis_server):
+    """vad-aux's worker stops consuming its queue (Celery remote control) while the test runs,
+    so a job sent there stays queued for as long as the test needs."""
+    app = Celery("control", broker=redis_server.url)
+    assert app.control.cancel_consumer("model.vad-aux", reply=True, timeout=5)
+    try:
+        yield
+    finally:
+        app.control.add_consumer("model.vad-aux", reply=True, timeout=5)
+        app.close()
+
+
+def test_cancel_a_queued_job(client, paused_queue):
+    clip = b64_audio("cmu_arctic_us_axb_a0005.wav")
+    ids = [client.post("/v1/audio/vad", headers=ASYNC, json={"model": "vad-aux", "input_audio": clip}).json()["id"]
+           for _ in range(2)]
+    assert client.get(f"/v1/jobs/{ids[0]}").json()["status"] == "queued"
+    cancelled = client.delete(f"/v1/jobs/{ids[0]}")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
-    assert client.delete(f"/v1/jobs/{ids[-1]}").status_code == 200  # idempotent
-    finished = [poll(client, job_id, timeout_s=120) for job_id in ids[:-1]]
-    assert all(job["status"] == "succeeded" for job in finished)
-    time.sleep(0.5)
-    final = client.get(f"/v1/jobs/{ids[-1]}").json()
-    assert final["status"] == "cancelled" and final["steps"] == [] and final["attempts"] == 0
-    result = client.get(f"/v1/jobs/{ids[-1]}/result")
+    assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200  # idempotent
+    result = client.get(f"/v1/jobs/{ids[0]}/result")
     assert result.status_code == 409 and result.json()["reason"] == "job_cancelled"
-    # a finished job cannot be cancelled
+    unfinished = client.get(f"/v1/jobs/{ids[1]}/result")
+    assert unfinished.status_code == 409 and unfinished.json()["reason"] == "job_not_finished"
+
+
+def test_a_cancelled_job_is_never_run_and_a_finished_one_cannot_be_cancelled(client, fleet, redis_server):
+    clip = b64_audio("cmu_arctic_us_axb_a0005.wav")
+    app = Celery("control", broker=redis_server.url)
+    app.control.cancel_consumer("model.vad-aux", reply=True, timeout=5)
+    try:
+        ids = [client.post("/v1/audio/vad", headers=ASYNC, json={"model": "vad-aux", "input_audio": clip}).json()["id"]
+               for _ in range(3)]
+        assert client.delete(f"/v1/jobs/{ids[1]}").status_code == 200
+    finally:
+        app.control.add_consumer("model.vad-aux", reply=True, timeout=5)
+        app.close()
+    assert poll(client, ids[0])["status"] == "succeeded" and poll(client, ids[2])["status"] == "succeeded"
+    final = client.get(f"/v1/jobs/{ids[1]}").json()
+    assert final["status"] == "cancelled" and final["steps"] == [] and final["attempts"] == 0
     late = client.delete(f"/v1/jobs/{ids[0]}")
     assert late.status_code == 409 and late.json()["reason"] == "job_not_cancellable"
 
@@ -91,11 +119,20 @@ def test_failed_job_keeps_its_error(client):
     assert sync.status_code == 400 and sync.json()["object"] == "error"
 
 
-def test_sync_wait_that_runs_out_is_a_504_with_the_job_id(client):
+def test_sync_wait_that_runs_out_is_a_504_with_the_job_id(client, paused_queue):
+    clip = b64_audio("cmu_arctic_us_axb_a0005.wav")
+    started = time.monotonic()
+    response = client.post("/v1/audio/vad", headers={"Prefer": "wait=0"}, json={"model": "vad-aux", "input_audio": clip})
+    assert time.monotonic() - started < 2  # wait=0 means no wait, not the default
+    assert response.status_code == 504, response.text
+    job_id = response.json()["job_id"]
+    assert response.headers["location"] == f"/v1/jobs/{job_id}"
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"  # the job is still there
+
+
+def test_the_job_behind_a_504_finishes(client):
     noise = b64_audio("noise_exercise_bike.wav")
     response = client.post("/v1/audio/vad", headers={"Prefer": "wait=0.001"},
                            json={"model": "vad-aux", "input_audio": noise})
     assert response.status_code == 504, response.text
-    job_id = response.json()["job_id"]
-    assert response.headers["location"] == f"/v1/jobs/{job_id}"
-    assert poll(client, job_id)["status"] == "succeeded"  # the job kept running
+    assert poll(client, response.json()["job_id"])["status"] == "succeeded"  # the job kept running
