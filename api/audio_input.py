@@ -17,6 +17,11 @@ async def read_audio(encoded: str, max_seconds: float, param: str = "input_audio
     return await to_thread.run_sync(_read_audio, encoded, max_seconds, param)
 
 
+async def check_audio(data: bytes, max_seconds: float, param: str = "file") -> bytes:
+    """The same checks for audio that arrived as bytes (a multipart upload)."""
+    return await to_thread.run_sync(_check_audio, data, max_seconds, param)
+
+
 def _read_audio(encoded: str, max_seconds: float, param: str) -> bytes:
     if encoded.startswith("data:"):  # tolerate data URLs: data:audio/wav;base64,....
         encoded = encoded.partition(",")[2]
@@ -24,6 +29,10 @@ def _read_audio(encoded: str, max_seconds: float, param: str) -> bytes:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise APIError(400, f"{param} is not valid base64", reason="invalid_base64", param=param) from None
+    return _check_audio(data, max_seconds, param)
+
+
+def _check_audio(data: bytes, max_seconds: float, param: str) -> bytes:
     info = audio.probe(data, param=param)  # InputError -> 400 through the error handlers
     if info.duration_s is not None and info.duration_s > max_seconds:
         raise APIError(413, f"{param} is {info.duration_s:.1f}s long; the limit is {max_seconds:g}s",

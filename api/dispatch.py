@@ -14,7 +14,10 @@ import redis.asyncio as aioredis
 from anyio import to_thread
 from celery import Celery
 
+from fastapi import Response
+
 from api.errors import APIError, unavailable
+from api.rendering import RENDERERS
 from api.jobs import AsyncJobStore, JobEvents
 from speechmodels import ModelConfig
 from workers.celery_app import send_job
@@ -56,7 +59,7 @@ class JobDispatcher:
         return await self._client.llen(queue)
 
     async def submit(self, model: ModelConfig, capability: str, payload: dict[str, Any],
-                     preference: Preference) -> JobRecord:
+                     preference: Preference, render: dict | None = None) -> JobRecord:
         """Queue the job; returns its record once finished, or at once when async was asked.
 
         Raises 503 when no worker serves the model, 504 when a synchronous wait runs out.
@@ -64,7 +67,7 @@ class JobDispatcher:
         if await self.live_consumers(model.name) == 0:
             raise unavailable(f"no worker is serving model '{model.name}' right now", reason="no_worker")
         record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
-                           created_at=time.time())
+                           created_at=time.time(), render=render)
         await self._store.create(record, payload)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
@@ -106,9 +109,12 @@ class JobDispatcher:
             self._events.unregister(job_id, waiter)
 
 
-def finished_job_body(record: JobRecord) -> dict[str, Any]:
+def finished_job_body(record: JobRecord) -> dict[str, Any] | Response:
     """The body a synchronous request gets for a finished job (also ``GET /v1/jobs/{id}/result``)."""
     if record.status == "succeeded":
+        renderer = RENDERERS.get(record.capability)
+        if renderer is not None and record.render is not None:
+            return renderer(record)
         return {"id": record.id, "model": record.model, "created": int(record.created_at), **(record.result or {})}
     if record.status == "failed" and record.error is not None:
         error = record.error

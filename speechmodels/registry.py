@@ -16,6 +16,7 @@ from speechmodels.config import ModelConfig
 # capability names used across the service
 VAD = "vad"
 SPEAKER_EMBEDDING = "embed"
+TRANSCRIPTION = "stt"  # transcription and, on multilingual models, translation
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
     "SileroVAD": ModelFamily("speechmodels.families.silero_vad:SileroVAD", frozenset({VAD})),
     "HarmonySpeechEncoder": ModelFamily(
         "speechmodels.families.harmonyspeech_encoder:HarmonySpeechEncoder", frozenset({SPEAKER_EMBEDDING})
+    ),
+    "FasterWhisper": ModelFamily(
+        "speechmodels.families.faster_whisper:FasterWhisper", frozenset({TRANSCRIPTION, VAD})
     ),
 }
 

@@ -124,6 +124,7 @@ class JobRecord:
     steps: list[dict] = field(default_factory=list)
     result: Any = None
     error: JobError | None = None
+    render: dict | None = None  # how the API presents the result (response format, dialect)
 
     @property
     def finished(self) -> bool:
@@ -142,11 +143,15 @@ class JobRecord:
             attempts=int(raw.get("attempts", 0)), resent=int(raw.get("resent", 0)), steps=steps,
             result=json.loads(raw["result"]) if raw.get("result") else None,
             error=JobError(**json.loads(raw["error"])) if raw.get("error") else None,
+            render=json.loads(raw["render"]) if raw.get("render") else None,
         )
 
     def initial_hash(self) -> dict[str, str]:
-        return {"id": self.id, "model": self.model, "capability": self.capability, "status": self.status,
-                "created_at": repr(self.created_at), "updated_at": repr(self.created_at), "attempts": "0"}
+        fields = {"id": self.id, "model": self.model, "capability": self.capability, "status": self.status,
+                  "created_at": repr(self.created_at), "updated_at": repr(self.created_at), "attempts": "0"}
+        if self.render is not None:
+            fields["render"] = json.dumps(self.render)
+        return fields
 
 
 class WorkerJobStore:

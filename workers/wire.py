@@ -6,12 +6,13 @@ Keyed by capability, not by family: every VAD family answers with the same field
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from speechmodels.registry import SPEAKER_EMBEDDING, VAD
+from speechmodels.registry import SPEAKER_EMBEDDING, TRANSCRIPTION, VAD
 
 
 def _voice_activity(output: Any) -> dict:
@@ -26,9 +27,14 @@ def _embedding(output: np.ndarray) -> dict:
     return {"data": base64.b64encode(vector.tobytes()).decode("ascii")}
 
 
+def _transcription(output: Any) -> dict:
+    return dataclasses.asdict(output)  # text, language, duration, task, segments[words]
+
+
 OUTPUT_ENCODERS: dict[str, Callable[[Any], dict]] = {
     VAD: _voice_activity,
     SPEAKER_EMBEDDING: _embedding,
+    TRANSCRIPTION: _transcription,
 }
 
 

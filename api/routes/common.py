@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from fastapi.responses import JSONResponse
 
 from api.dispatch import JobDispatcher, Preference, finished_job_body
@@ -27,9 +28,9 @@ ASYNC_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 async def run_job(dispatcher: JobDispatcher, model: ModelConfig, capability: str, payload: dict[str, Any],
-                  preference: Preference) -> dict[str, Any] | JSONResponse:
+                  preference: Preference, render: dict | None = None) -> dict[str, Any] | Response:
     """Queue the job; a 202 with the job for async requests, else the finished job's body."""
-    record = await dispatcher.submit(model, capability, payload, preference)
+    record = await dispatcher.submit(model, capability, payload, preference, render)
     if preference.respond_async:
         return JSONResponse(JobView.of(record).model_dump(), status_code=202,
                             headers={"Location": f"/v1/jobs/{record.id}", "Preference-Applied": "respond-async"})

@@ -8,7 +8,7 @@ from api.catalog import ModelCatalog
 from api.deps import CatalogDep
 from api.protocol import LanguageOptions, ModelCard, ModelList, VoiceOptions
 from speechmodels import ModelConfig
-from speechmodels.registry import SPEAKER_EMBEDDING, VAD
+from speechmodels.registry import SPEAKER_EMBEDDING, TRANSCRIPTION, VAD
 
 router = APIRouter(tags=["models"])
 
@@ -16,6 +16,7 @@ router = APIRouter(tags=["models"])
 CAPABILITY_LISTINGS = {
     VAD: "/v1/audio/vad/models",
     SPEAKER_EMBEDDING: "/v1/embed/models",
+    TRANSCRIPTION: "/v1/audio/transcriptions/models",
 }
 
 

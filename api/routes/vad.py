@@ -38,6 +38,6 @@ class VADResponse(BaseModel):
 async def detect_voice_activity(body: VADRequest, catalog: CatalogDep, dispatcher: DispatcherDep,
                                 settings: SettingsDep, preference: PreferenceDep):
     model = catalog.require(body.model, VAD, "voice activity detection")
-    payload = body.model_dump(exclude={"model", "input_audio"})
+    payload = body.model_dump(exclude={"model", "input_audio"}) | {"task": "vad"}
     payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
     return await run_job(dispatcher, model, VAD, payload, preference)

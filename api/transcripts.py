@@ -1,0 +1,65 @@
+"""A stored transcription rendered as the caller asked: HSE's JSON, or OpenAI's json, text,
+srt, vtt and verbose_json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from workers.jobs import JobRecord
+
+
+
+def _clock(seconds: float, separator: str) -> str:
+    milliseconds = max(0, round(seconds * 1000))
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def subtitles(segments: list[dict], kind: str) -> str:
+    """SubRip (numbered cues, comma before milliseconds) or WebVTT (header, dot)."""
+    cues = []
+    for number, segment in enumerate(segments, start=1):
+        separator = "," if kind == "srt" else "."
+        timing = f"{_clock(segment['start'], separator)} --> {_clock(segment['end'], separator)}"
+        text = segment["text"].strip()
+        cues.append(f"{number}\n{timing}\n{text}\n" if kind == "srt" else f"{timing}\n{text}\n")
+    body = "\n".join(cues)
+    return body if kind == "srt" else f"WEBVTT\n\n{body}"
+
+
+def _verbose(record: JobRecord, result: dict[str, Any], granularities: list[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"task": result["task"], "language": result["language"], "duration": result["duration"],
+                            "text": result["text"]}
+    if "segment" in granularities or not granularities:
+        body["segments"] = [
+            {key: segment[key] for key in ("id", "start", "end", "text", "tokens", "temperature", "avg_logprob",
+                                            "compression_ratio", "no_speech_prob")} | {"seek": 0}
+            for segment in result["segments"]]
+    if "word" in granularities:
+        body["words"] = [{"word": word["word"].strip(), "start": word["start"], "end": word["end"]}
+                         for segment in result["segments"] for word in segment.get("words") or []]
+    return body
+
+
+def render_transcription(record: JobRecord) -> Response:
+    result, render = record.result, record.render or {}
+    if render.get("dialect") == "hse":
+        body = {"id": record.id, "model": record.model, "created": int(record.created_at), "text": result["text"],
+                "language": result["language"] if render.get("get_language") else None,
+                "timestamps": [{"start": s["start"], "end": s["end"], "text": s["text"].strip()}
+                               for s in result["segments"]] if render.get("get_timestamps") else None}
+        return JSONResponse(body)
+    response_format = render.get("format", "json")
+    if response_format == "text":
+        return PlainTextResponse(result["text"])
+    if response_format in ("srt", "vtt"):
+        media = "application/x-subrip" if response_format == "srt" else "text/vtt"
+        return PlainTextResponse(subtitles(result["segments"], response_format), media_type=media)
+    if response_format == "verbose_json":
+        return JSONResponse(_verbose(record, result, render.get("granularities", [])))
+    return JSONResponse({"text": result["text"]})

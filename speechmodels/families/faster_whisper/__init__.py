@@ -1,0 +1,3 @@
+from speechmodels.families.faster_whisper.model import FasterWhisper
+
+__all__ = ["FasterWhisper"]

@@ -1,0 +1,248 @@
+"""Whisper through faster-whisper / CTranslate2, batched ACROSS requests.
+
+faster-whisper's own batched pipeline batches the 30 s chunks of one file. Here a
+micro-batch's requests are each cut into speech chunks of at most 30 s (Silero VAD, which
+faster-whisper bundles), and the chunks of all the requests that share decoding options go
+through one encoder pass and one ``generate`` call (in slices of ``max_chunks_per_call``).
+Long audio is therefore bounded in memory by its chunk features, not its length.
+
+The family also serves voice activity detection (HSE allows Whisper models on /v1/audio/vad)
+with the bundled Silero VAD; those items never reach the Whisper network.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from math import ceil
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from speechmodels import audio
+from speechmodels.base import InputError, SpeechModel
+from speechmodels.config import ModelConfig
+from speechmodels.stt import TranscribedSegment, TranscribedWord, Transcription, TranscriptionParams
+from speechmodels.vad import VADParams, VoiceActivity
+from speechmodels.weights import resolve_weights
+
+SAMPLE_RATE = 16_000
+CHUNK_SECONDS = 30
+# faster-whisper's defaults for attaching punctuation to words
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+COMPUTE_TYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "auto": "default"}
+
+
+@dataclass
+class _Chunk:
+    features: np.ndarray  # (n_mels, 3000)
+    offset: float  # seconds into the speech-only timeline
+    duration: float
+
+
+@dataclass
+class _Item:
+    params: TranscriptionParams
+    duration: float
+    speech: list[dict] = field(default_factory=list)  # VAD segments, samples: maps times back
+    chunks: list[_Chunk] = field(default_factory=list)
+    activity: VoiceActivity | None = None  # set for VAD requests, which need no decoding
+
+    @property
+    def decoding_key(self) -> tuple:
+        p = self.params
+        return p.task, p.language, p.prompt, p.temperature, p.word_timestamps, p.beam_size
+
+
+class FasterWhisper(SpeechModel):
+    output_kind = "transcription (or voice activity for VAD requests)"
+
+    def __init__(self, config: ModelConfig, device: str, whisper):
+        super().__init__(config, device)
+        self.whisper = whisper
+        self.max_chunks_per_call = int(config.options.get("max_chunks_per_call", 32))
+
+    @classmethod
+    def load(cls, config: ModelConfig, device: str | None = None) -> FasterWhisper:
+        from faster_whisper import WhisperModel
+        from faster_whisper.utils import _MODELS as SIZE_NAMES
+
+        device = device or config.device_config.device
+        # a size name ("tiny.en") is a repo on the hub; resolve it through the same cache
+        source = SIZE_NAMES.get(config.model, config.model)
+        folder = resolve_weights(source, config.revision)
+        kind, _, index = device.partition(":")
+        compute_type = config.options.get("compute_type") or COMPUTE_TYPES.get(config.dtype, "default")
+        whisper = WhisperModel(str(folder), device=kind, device_index=int(index or 0), compute_type=compute_type,
+                               cpu_threads=int(config.options.get("cpu_threads", 0)), local_files_only=True)
+        return cls(config, device, whisper)
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.whisper.model.is_multilingual)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.whisper.supported_languages) if self.multilingual else ["en"]
+
+    def warmup_request(self) -> dict:
+        return {"audio": audio.synthetic_clip(2.0), "task": "transcribe", "word_timestamps": True}
+
+    def prepare(self, request: Mapping[str, Any]) -> _Item:
+        if request.get("task") == "vad":
+            return self._prepare_vad(request)
+        try:
+            params = TranscriptionParams.model_validate(request)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(map(str, first["loc"]))
+            raise InputError(f"{param}: {first['msg']}", param=param) from None
+        if params.task == "translate" and not self.multilingual:
+            raise InputError(f"model '{self.config.name}' is English-only; translation needs a multilingual model",
+                             param="model", code="unsupported_task")
+        if params.language is not None and params.language not in self.languages:
+            raise InputError(f"language '{params.language}' is not supported by model '{self.config.name}'",
+                             param="language", code="unsupported_language")
+        samples = audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds"))
+        return self._chunk(params, samples)
+
+    def _prepare_vad(self, request: Mapping[str, Any]) -> _Item:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        params = VADParams.model_validate(request)
+        samples = audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds"))
+        options = VadOptions(threshold=params.threshold, min_speech_duration_ms=params.min_speech_duration_ms,
+                             min_silence_duration_ms=params.min_silence_duration_ms, speech_pad_ms=params.speech_pad_ms)
+        segments = [(s["start"], s["end"]) for s in get_speech_timestamps(samples, options)]
+        if not params.get_timestamps:
+            timestamps = None
+        elif params.return_seconds:
+            timestamps = [(round(s / SAMPLE_RATE, 1), round(e / SAMPLE_RATE, 1)) for s, e in segments]
+        else:
+            timestamps = [(int(s), int(e)) for s, e in segments]
+        return _Item(TranscriptionParams(), len(samples) / SAMPLE_RATE, activity=VoiceActivity(bool(segments), timestamps))
+
+    def _chunk(self, params: TranscriptionParams, samples: np.ndarray) -> _Item:
+        """Speech regions merged into chunks of at most 30 s, each turned into padded features."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+        speech = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160))
+        item = _Item(params, len(samples) / SAMPLE_RATE, speech)
+        if not speech:
+            return item
+        pieces, metadata = collect_chunks(samples, speech, max_duration=CHUNK_SECONDS)
+        for piece, meta in zip(pieces, metadata):
+            features = pad_or_trim(self.whisper.feature_extractor(piece)[..., :-1])
+            item.chunks.append(_Chunk(features.astype(np.float32), meta["offset"], meta["duration"]))
+        return item
+
+    def infer_batch(self, items: Sequence[_Item]) -> list[VoiceActivity | Transcription]:
+        outputs: list[Any] = [None] * len(items)
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for index, item in enumerate(items):
+            if item.activity is not None:
+                outputs[index] = item.activity
+            else:
+                groups[item.decoding_key].append(index)
+        for indices in groups.values():
+            for index, transcription in zip(indices, self._transcribe([items[i] for i in indices])):
+                outputs[index] = transcription
+        return outputs
+
+    def _transcribe(self, items: list[_Item]) -> list[Transcription]:
+        """Items sharing decoding options: their chunks decoded together."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        params = items[0].params
+        language = params.language or ("en" if not self.multilingual else None)
+        tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task=params.task, language=language or "en")
+        chunk_refs = [(i, c) for i, item in enumerate(items) for c in range(len(item.chunks))]
+        segments: dict[tuple[int, int], list[dict]] = {}
+        detected: dict[int, str] = {}
+        last_word_end = [0.0] * len(items)
+        for start in range(0, len(chunk_refs), self.max_chunks_per_call):
+            refs = chunk_refs[start : start + self.max_chunks_per_call]
+            self._decode(items, refs, tokenizer, params, detect=language is None, segments=segments,
+                         detected=detected, last_word_end=last_word_end)
+        return [self._assemble(i, item, segments, detected.get(i, language or "en")) for i, item in enumerate(items)]
+
+    def _decode(self, items, refs, tokenizer, params, *, detect, segments, detected, last_word_end) -> None:
+        """ONE encoder pass and ONE generate call for these chunks, whoever sent them."""
+        import ctranslate2
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+        features = np.stack([items[i].chunks[c].features for i, c in refs])
+        encoded = self.whisper.encode(features)
+        previous = tokenizer.encode(" " + params.prompt.strip()) if params.prompt else []
+        prompt = self.whisper.get_prompt(tokenizer, previous_tokens=previous, without_timestamps=False)
+        prompts = [list(prompt) for _ in refs]
+        if detect:  # multilingual model, no language given: one per chunk, same prompt shape
+            position = prompt.index(tokenizer.language)
+            for row, ((i, c), candidates) in enumerate(zip(refs, self.whisper.model.detect_language(encoded))):
+                code = candidates[0][0]
+                prompts[row][position] = tokenizer.tokenizer.token_to_id(code)
+                detected.setdefault(i, code.strip("<|>"))
+        sampling = {"sampling_temperature": params.temperature, "sampling_topk": 0, "beam_size": 1} \
+            if params.temperature > 0 else {"beam_size": params.beam_size}
+        results = self.whisper.model.generate(
+            encoded, prompts, patience=1, length_penalty=1, max_length=self.whisper.max_length,
+            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            return_scores=True, return_no_speech_prob=True, **sampling)
+        sizes = {}
+        for (i, c), result in zip(refs, results):
+            chunk = items[i].chunks[c]
+            tokens = result.sequences_ids[0]
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            sizes[(i, c)] = int(ceil(chunk.duration) * self.whisper.frames_per_second)
+            pieces, _, _ = self.whisper._split_segments_by_timestamps(
+                tokenizer=tokenizer, tokens=tokens, time_offset=chunk.offset, segment_size=sizes[(i, c)],
+                segment_duration=chunk.duration, seek=0)
+            segments[(i, c)] = [{"text": tokenizer.decode(p["tokens"]), "tokens": p["tokens"], "start": p["start"],
+                                 "end": p["end"], "avg_logprob": avg_logprob, "no_speech_prob": result.no_speech_prob,
+                                 "compression_ratio": get_compression_ratio(tokenizer.decode(p["tokens"])),
+                                 "seek": int(chunk.offset * self.whisper.frames_per_second)}
+                                for p in pieces]
+        if not params.word_timestamps:
+            return
+        # alignment per request, so one request's timing heuristics never leak into another's
+        rows_by_item: dict[int, list[int]] = defaultdict(list)
+        for row, ref in enumerate(refs):
+            if segments[ref]:  # a chunk that decoded to nothing has no words to align
+                rows_by_item[ref[0]].append(row)
+        encoded_rows = np.asarray(encoded)
+        for i, rows in rows_by_item.items():
+            own = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded_rows[rows]))
+            last_word_end[i] = self.whisper.add_word_timestamps(
+                [segments[refs[row]] for row in rows], tokenizer, own, [sizes[refs[row]] for row in rows],
+                PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, last_word_end[i]) or last_word_end[i]
+
+    def _assemble(self, index: int, item: _Item, segments: dict, language: str) -> Transcription:
+        """Chunk segments in order, with times mapped from the speech-only timeline back to the audio."""
+        from faster_whisper.transcribe import Segment, Word, restore_speech_timestamps
+
+        ordered = []
+        for c in range(len(item.chunks)):
+            for piece in segments[(index, c)]:
+                words = [Word(**word) for word in piece["words"]] if item.params.word_timestamps else None
+                ordered.append(Segment(id=len(ordered), seek=0, start=piece["start"], end=piece["end"],
+                                       text=piece["text"], tokens=piece["tokens"], avg_logprob=piece["avg_logprob"],
+                                       compression_ratio=piece["compression_ratio"],
+                                       no_speech_prob=piece["no_speech_prob"], words=words,
+                                       temperature=item.params.temperature))
+        restored = list(restore_speech_timestamps(ordered, item.speech, SAMPLE_RATE)) if item.speech else ordered
+        result = [
+            TranscribedSegment(
+                id=s.id, start=round(float(s.start), 3), end=round(float(s.end), 3), text=s.text, tokens=list(s.tokens),
+                avg_logprob=float(s.avg_logprob), compression_ratio=float(s.compression_ratio),
+                no_speech_prob=float(s.no_speech_prob), temperature=float(s.temperature),
+                words=None if s.words is None else [
+                    TranscribedWord(w.word, round(float(w.start), 3), round(float(w.end), 3), float(w.probability))
+                    for w in s.words])
+            for s in restored]
+        text = "".join(segment.text for segment in result).strip()
+        return Transcription(text=text, language=language, duration=round(item.duration, 3), task=item.params.task,
+                             segments=result)
