@@ -17,94 +17,26 @@ the others. ``--shared-cores`` lets everything compete for all cores instead.
 
 from __future__ import annotations
 
-import os
-
-# as in a worker process (speechfleet worker sets the same): numpy's BLAS stays single-threaded
-for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
-
 import argparse
 import asyncio
 import base64
 import json
-import signal
-import statistics
-import subprocess
-import sys
-import tempfile
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
-import numpy as np
 import psutil
-import yaml
+from harness import FIXTURES, Cores, CpuMeter, Result, drive, fleet
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "audio"
-sys.path.insert(0, str(ROOT))
-
-from speechfleet.redis_server import free_port  # noqa: E402
-from speechmodels import ModelConfig, audio, load_model  # noqa: E402
-from workers.batcher import MicroBatcher  # noqa: E402
+from speechmodels import ModelConfig, audio, load_model
+from workers.batcher import MicroBatcher
 
 MODELS = {
-    "vad": {"model": "package:silero_vad", "model_type": "SileroVAD", "path": "/v1/audio/vad", "wait_ms": 5},
+    "vad": {"model": "package:silero_vad", "model_type": "SileroVAD", "path": "/v1/audio/vad", "wait_ms": 5,
+            "title": "VAD, 10 s clips"},
     "embed": {"model": "package:resemblyzer", "model_type": "HarmonySpeechEncoder", "path": "/v1/embed/speaker",
-              "wait_ms": 10},
+              "wait_ms": 10, "title": "speaker embedding, 1.6-4 s clips"},
 }
-
-
-JSON = {"content-type": "application/json"}
-
-
-@dataclass
-class Result:
-    label: str
-    seconds: float
-    latencies: list[float]
-    errors: int
-    cpu_ms: dict[str, float] | None = None  # CPU milliseconds per request, by process
-
-    @property
-    def rps(self) -> float:
-        return len(self.latencies) / self.seconds
-
-    def line(self) -> str:
-        p50 = statistics.median(self.latencies) * 1000
-        p95 = np.percentile(self.latencies, 95) * 1000
-        line = (f"  {self.label:<34} {self.rps:8.1f} req/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
-                f"   errors {self.errors}")
-        if self.cpu_ms:
-            line += "\n      CPU per request: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.cpu_ms.items())
-        return line
-
-
-class CpuMeter:
-    """CPU time used per request by each process of the fleet (and by this load generator)."""
-
-    def __init__(self, serve_pid: int | None):
-        self.processes = {"this process": psutil.Process()}
-        if serve_pid is not None:
-            for child in psutil.Process(serve_pid).children(recursive=True):
-                command = " ".join(child.cmdline())
-                if "redis-server" in command:
-                    self.processes["redis"] = child
-                elif " worker " in command:
-                    self.processes[f"worker {command.split('--models ')[1].split()[0]}"] = child
-                elif " api " in command:
-                    self.processes["api"] = child
-        self._start: dict[str, float] = {}
-
-    def start(self) -> None:
-        self._start = {name: sum(p.cpu_times()[:2]) for name, p in self.processes.items()}
-
-    def per_request(self, requests: int) -> dict[str, float]:
-        used = {name: (sum(p.cpu_times()[:2]) - self._start[name]) * 1000 / requests
-                for name, p in self.processes.items()}
-        return {name: used[name] for name in sorted(used, key=lambda n: n == "this process")}
 
 
 def clips(kind: str) -> list[bytes]:
@@ -121,84 +53,22 @@ def model_config(kind: str, batch: int) -> dict:
             "max_batch_size": batch, "max_wait_ms": spec["wait_ms"]}
 
 
-async def drive(base: str, path: str, model: str, bodies: list[bytes], requests: int, clients: int,
-                meter: CpuMeter) -> Result:
-    # bodies serialised once: the load generator shares the 2 cores with the fleet, so it does
-    # as little per request as it can
-    payloads = [json.dumps({"model": model, "input_audio": base64.b64encode(body).decode()}).encode()
-                for body in bodies]
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(requests))
-    async with httpx.AsyncClient(base_url=base, timeout=120,
-                                 limits=httpx.Limits(max_connections=clients)) as http:
-        async def client() -> None:
-            nonlocal errors
-            for index in counter:
-                started = time.perf_counter()
-                response = await http.post(path, content=payloads[index % len(payloads)], headers=JSON)
-                if response.status_code == 200:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
-
-        for _ in range(clients):  # warm-up: one round
-            await http.post(path, content=payloads[0], headers=JSON)
-        meter.start()
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-        cpu = meter.per_request(requests)
-        cpu["load generator"] = cpu.pop("this process")
-        return Result(f"fleet  {model}", elapsed, latencies, errors, cpu)
-
-
-@dataclass(frozen=True)
-class Cores:
-    model: set[int]  # where workers and the in-process run compute
-    rest: set[int]  # API, Redis, load generator
-    model_threads: int
-
-    @classmethod
-    def choose(cls, shared: bool) -> Cores:
-        every = set(range(os.cpu_count() or 1))
-        if shared or len(every) < 2:
-            return cls(every, every, len(every))
-        last = max(every)
-        return cls({last}, every - {last}, 1)
-
-
 def run_fleet(kind: str, batches: list[int], requests: int, clients: int, cores: Cores) -> dict[int, Result]:
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "config.yml"
-        config.write_text(yaml.safe_dump({"model_configs": [model_config(kind, b) for b in batches]}))
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env["SPEECHFLEET_TORCH_THREADS"] = str(cores.model_threads)
-        serve = subprocess.Popen([sys.executable, "-m", "speechfleet.cli", "serve", "--config", str(config),
-                                  "--port", str(port)], cwd=ROOT, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or serve.poll() is not None:
-                    raise RuntimeError("fleet did not become ready")
-                time.sleep(0.5)
-            meter = CpuMeter(serve.pid)
-            for name, process in meter.processes.items():
-                process.cpu_affinity(sorted(cores.model if name.startswith("worker") else cores.rest))
-            return {b: asyncio.run(drive(base, MODELS[kind]["path"], f"{kind}-b{b}", clips(kind), requests, clients,
-                                         meter))
-                    for b in batches}
-        finally:
-            serve.send_signal(signal.SIGTERM)
-            serve.wait(60)
+    # bodies serialised once: the load generator shares the machine with the fleet, so it does
+    # as little per request as it can
+    bodies = clips(kind)
+    results = {}
+    with fleet([model_config(kind, b) for b in batches], cores) as (base, meter):
+        for batch in batches:
+            payloads = [json.dumps({"model": f"{kind}-b{batch}", "input_audio": base64.b64encode(body).decode()}).encode()
+                        for body in bodies]
+
+            async def send(http, index, payloads=payloads):
+                return await http.post(MODELS[kind]["path"], content=payloads[index % len(payloads)],
+                                       headers={"content-type": "application/json"})
+
+            results[batch] = asyncio.run(drive(base, f"fleet  {kind}-b{batch}", send, requests, clients, meter))
+    return results
 
 
 def run_in_process(kind: str, batch: int, requests: int, clients: int, cores: Cores) -> Result:
@@ -243,17 +113,15 @@ def main() -> None:
     cores = Cores.choose(args.shared_cores)
     print(f"speechfleet fleet benchmark: {args.clients} concurrent clients, {args.requests} requests per run, "
           f"{os.cpu_count()} CPU cores")
-    print(f"model compute on cores {sorted(cores.model)} with {cores.model_threads} thread(s); API, Redis and "
-          f"load generator on cores {sorted(cores.rest)}")
+    print(cores.describe())
     for kind in [args.only] if args.only else list(MODELS):
-        what = "VAD, 10 s clips" if kind == "vad" else "speaker embedding, 1.6-4 s clips"
-        print(f"\n{what}")
-        fleet = run_fleet(kind, [16, 1], args.requests, args.clients, cores)
+        print(f"\n{MODELS[kind]['title']}")
+        through_fleet = run_fleet(kind, [16, 1], args.requests, args.clients, cores)
         local = run_in_process(kind, 16, args.requests, args.clients, cores)
-        for result in (fleet[16], fleet[1], local):
+        for result in (through_fleet[16], through_fleet[1], local):
             print(result.line())
-        print(f"  batching gain (fleet, batch 16 / batch 1):      {fleet[16].rps / fleet[1].rps:5.2f}x")
-        print(f"  fleet / in-process (batch 16, same batcher):   {fleet[16].rps / local.rps:5.2f}")
+        print(f"  batching gain (fleet, batch 16 / batch 1):      {through_fleet[16].rps / through_fleet[1].rps:5.2f}x")
+        print(f"  fleet / in-process (batch 16, same batcher):   {through_fleet[16].rps / local.rps:5.2f}")
     print("\nfor scale: HSE itself on Silero VAD, 10 s clips, 32 clients, this kind of machine: 13-20 req/s, "
           "p95 ~930 ms, and 15 of 32 requests never answered")
 

@@ -1,0 +1,162 @@
+"""What every benchmark here shares: a fleet started with ``speechfleet serve`` on a
+throw-away config, core pinning, a closed-loop load generator, CPU accounting and results."""
+
+from __future__ import annotations
+
+import os
+
+# as in a worker process (speechfleet worker sets the same): numpy's BLAS stays single-threaded
+for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "audio"
+sys.path.insert(0, str(ROOT))
+
+from speechfleet.redis_server import free_port  # noqa: E402
+
+Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+@dataclass
+class Result:
+    label: str
+    seconds: float
+    latencies: list[float]
+    errors: int
+    cpu_ms: dict[str, float] | None = None  # CPU milliseconds per request, by process
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def line(self) -> str:
+        p50 = statistics.median(self.latencies) * 1000
+        p95 = np.percentile(self.latencies, 95) * 1000
+        line = (f"  {self.label:<34} {self.rps:8.2f} req/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
+                f"   errors {self.errors}")
+        if self.cpu_ms:
+            line += "\n      CPU per request: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.cpu_ms.items())
+        return line
+
+
+@dataclass(frozen=True)
+class Cores:
+    model: set[int]  # where workers and in-process runs compute
+    rest: set[int]  # API, Redis, load generator
+    model_threads: int
+
+    @classmethod
+    def choose(cls, shared: bool) -> Cores:
+        every = set(range(os.cpu_count() or 1))
+        if shared or len(every) < 2:
+            return cls(every, every, len(every))
+        last = max(every)
+        return cls({last}, every - {last}, 1)
+
+    def describe(self) -> str:
+        return (f"model compute on cores {sorted(self.model)} with {self.model_threads} thread(s); API, Redis and "
+                f"load generator on cores {sorted(self.rest)}")
+
+
+class CpuMeter:
+    """CPU time used per request by each process of the fleet (and by this load generator)."""
+
+    def __init__(self, serve_pid: int | None):
+        self.processes = {"this process": psutil.Process()}
+        if serve_pid is not None:
+            for child in psutil.Process(serve_pid).children(recursive=True):
+                command = " ".join(child.cmdline())
+                if "redis-server" in command:
+                    self.processes["redis"] = child
+                elif " worker " in command:
+                    self.processes[f"worker {command.split('--models ')[1].split()[0]}"] = child
+                elif " api " in command:
+                    self.processes["api"] = child
+        self._start: dict[str, float] = {}
+
+    def pin(self, cores: Cores) -> None:
+        for name, process in self.processes.items():
+            process.cpu_affinity(sorted(cores.model if name.startswith("worker") else cores.rest))
+
+    def start(self) -> None:
+        self._start = {name: sum(p.cpu_times()[:2]) for name, p in self.processes.items()}
+
+    def per_request(self, requests: int) -> dict[str, float]:
+        used = {name: (sum(p.cpu_times()[:2]) - self._start[name]) * 1000 / requests
+                for name, p in self.processes.items()}
+        return {name: used[name] for name in sorted(used, key=lambda n: n == "this process")}
+
+
+@contextlib.contextmanager
+def fleet(model_configs: list[dict], cores: Cores) -> Iterator[tuple[str, CpuMeter]]:
+    """``speechfleet serve`` with these models (private Redis), pinned, ready; stopped after."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "config.yml"
+        config.write_text(yaml.safe_dump({"model_configs": model_configs}))
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env["SPEECHFLEET_TORCH_THREADS"] = str(cores.model_threads)
+        serve = subprocess.Popen([sys.executable, "-m", "speechfleet.cli", "serve", "--config", str(config),
+                                  "--port", str(port)], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline or serve.poll() is not None:
+                    raise RuntimeError("fleet did not become ready")
+                time.sleep(0.5)
+            meter = CpuMeter(serve.pid)
+            meter.pin(cores)
+            yield base, meter
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(60)
+
+
+async def drive(base: str, label: str, send: Send, requests: int, clients: int, meter: CpuMeter,
+                warmup: int | None = None) -> Result:
+    """``clients`` closed-loop clients share ``requests`` calls of ``send(http, index)``."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=httpx.Limits(max_connections=clients)) as http:
+        async def client() -> None:
+            nonlocal errors
+            for index in counter:
+                started = time.perf_counter()
+                response = await send(http, index)
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(send(http, i) for i in range(warmup if warmup is not None else clients)))
+        meter.start()
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+        cpu = meter.per_request(requests)
+        cpu["load generator"] = cpu.pop("this process")
+        return Result(label, elapsed, latencies, errors, cpu)
