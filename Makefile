@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fleet.py
+	$(BIN)/python bench/bench_stt.py
 
 clean:
 	rm -rf $(VENV)

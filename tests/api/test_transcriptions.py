@@ -144,3 +144,12 @@ def test_bad_input_is_400_in_the_envelope(client):
     silence = client.post("/v1/audio/transcriptions", json={"model": "whisper", "language": "xx",
                                                             "input_audio": base64.b64encode(buffer.getvalue()).decode()})
     assert_envelope(silence, 400, "unsupported_language")
+
+
+def test_audio_over_the_duration_limit_is_413(client):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(130 * 8000, dtype=np.float32), 8000, format="FLAC")  # 130 s > test limit 120 s
+    response = client.post("/v1/audio/transcriptions", files={"file": ("long.flac", buffer.getvalue())},
+                           data={"model": "whisper"})
+    assert_envelope(response, 413, "audio_too_long")
+    assert response.json()["param"] == "file"
