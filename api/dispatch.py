@@ -13,12 +13,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from anyio import to_thread
 from celery import Celery
-
 from fastapi import Response
 
 from api.errors import APIError, unavailable
-from api.rendering import RENDERERS
 from api.jobs import AsyncJobStore, JobEvents
+from api.rendering import RENDERERS
 from speechmodels import ModelConfig
 from workers.celery_app import send_job
 from workers.jobs import QUEUED, JobRecord

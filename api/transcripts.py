@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from workers.jobs import JobRecord
 
 
-
 def _clock(seconds: float, separator: str) -> str:
     milliseconds = max(0, round(seconds * 1000))
     hours, rest = divmod(milliseconds, 3_600_000)

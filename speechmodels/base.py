@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ValidationError
+
 from speechmodels.config import ModelConfig
 
 
@@ -21,6 +23,17 @@ class InputError(ValueError):
         self.param = param
         self.code = code
         self.status = status
+
+
+def validate_params(schema: type[BaseModel], request: Mapping[str, Any]) -> Any:
+    """A request's parameters through their pydantic schema; the first problem is an InputError
+    naming the field."""
+    try:
+        return schema.model_validate(request)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(map(str, first["loc"]))
+        raise InputError(f"{param}: {first['msg']}", param=param) from None
 
 
 class SpeechModel(ABC):

@@ -34,6 +34,27 @@ def fixture_audio(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def create_job(client, job_id: str, model: str, capability: str, payload: dict, age_s: float = 0.0) -> None:
+    """A job as the API records it (record, input, pending entry) but with no Celery message:
+    what a lost message leaves behind, or the start of a canvas the test sends itself."""
+    import time
+
+    from workers.jobs import (
+        PENDING_KEY,
+        QUEUED,
+        JobRecord,
+        encode_input,
+        input_key,
+        job_key,
+    )
+
+    created = time.time() - age_s
+    record = JobRecord(id=job_id, model=model, capability=capability, status=QUEUED, created_at=created)
+    client.hset(job_key(job_id), mapping=record.initial_hash())
+    client.set(input_key(job_id), encode_input(payload))
+    client.zadd(PENDING_KEY, {job_id: created})
+
+
 class Fleet:
     def __init__(self, redis: EmbeddedRedis, config: Path = TEST_CONFIG, extra_env: dict[str, str] | None = None):
         self.redis = redis

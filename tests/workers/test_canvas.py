@@ -7,23 +7,9 @@ import pytest
 import redis
 from celery import Celery, chain, chord
 
-from tests.fleet import fixture_audio
+from tests.fleet import create_job, fixture_audio
 from workers.celery_app import INFER_TASK
-from workers.jobs import (
-    PENDING_KEY,
-    QUEUED,
-    JobRecord,
-    encode_input,
-    input_key,
-    job_key,
-)
-
-
-def new_job(client: redis.Redis, job_id: str, model: str, capability: str, payload: dict) -> None:
-    record = JobRecord(id=job_id, model=model, capability=capability, status=QUEUED, created_at=time.time())
-    client.hset(job_key(job_id), mapping=record.initial_hash())
-    client.set(input_key(job_id), encode_input(payload))
-    client.zadd(PENDING_KEY, {job_id: record.created_at})
+from workers.jobs import job_key
 
 
 @pytest.fixture
@@ -33,7 +19,7 @@ def canvas(fleet, redis_server):
     client = redis.Redis.from_url(redis_server.url)
 
     def step(job_id: str, model: str, capability: str, payload: dict, **options):
-        new_job(client, job_id, model, capability, payload)
+        create_job(client, job_id, model, capability, payload)
         return app.signature(INFER_TASK, args=(job_id, model, capability, 0), immutable=True,
                              queue=f"model.{model}", task_id=job_id, **options)
 

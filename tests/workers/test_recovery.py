@@ -8,25 +8,13 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.fleet import fixture_audio
-from workers.jobs import (
-    PENDING_KEY,
-    QUEUED,
-    JobRecord,
-    encode_input,
-    input_key,
-    job_key,
-)
+from tests.fleet import create_job, fixture_audio
+from workers.jobs import PENDING_KEY, job_key
 from workers.recovery import UNACKED_KEY, LostJobSweeper
 
 
 def orphan_job(client: redis.Redis, job_id: str, model: str, payload: dict, age_s: float) -> None:
-    """The state a lost message leaves: record, input and pending entry, but no message."""
-    created = time.time() - age_s
-    record = JobRecord(id=job_id, model=model, capability="vad", status=QUEUED, created_at=created)
-    client.hset(job_key(job_id), mapping=record.initial_hash())
-    client.set(input_key(job_id), encode_input(payload))
-    client.zadd(PENDING_KEY, {job_id: created})
+    create_job(client, job_id, model, "vad", payload, age_s)
 
 
 def fake_message(job_id: str) -> str:

@@ -19,12 +19,16 @@ from math import ceil
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from speechmodels import audio
-from speechmodels.base import InputError, SpeechModel
+from speechmodels.base import InputError, SpeechModel, validate_params
 from speechmodels.config import ModelConfig
-from speechmodels.stt import TranscribedSegment, TranscribedWord, Transcription, TranscriptionParams
+from speechmodels.stt import (
+    TranscribedSegment,
+    TranscribedWord,
+    Transcription,
+    TranscriptionParams,
+)
 from speechmodels.vad import VADParams, VoiceActivity
 from speechmodels.weights import resolve_weights
 
@@ -94,12 +98,7 @@ class FasterWhisper(SpeechModel):
     def prepare(self, request: Mapping[str, Any]) -> _Item:
         if request.get("task") == "vad":
             return self._prepare_vad(request)
-        try:
-            params = TranscriptionParams.model_validate(request)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(map(str, first["loc"]))
-            raise InputError(f"{param}: {first['msg']}", param=param) from None
+        params = validate_params(TranscriptionParams, request)
         if params.task == "translate" and not self.multilingual:
             raise InputError(f"model '{self.config.name}' is English-only; translation needs a multilingual model",
                              param="model", code="unsupported_task")
@@ -112,7 +111,7 @@ class FasterWhisper(SpeechModel):
     def _prepare_vad(self, request: Mapping[str, Any]) -> _Item:
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-        params = VADParams.model_validate(request)
+        params = validate_params(VADParams, request)
         samples = audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds"))
         options = VadOptions(threshold=params.threshold, min_speech_duration_ms=params.min_speech_duration_ms,
                              min_silence_duration_ms=params.min_silence_duration_ms, speech_pad_ms=params.speech_pad_ms)
@@ -173,7 +172,10 @@ class FasterWhisper(SpeechModel):
     def _decode(self, items, refs, tokenizer, params, *, detect, segments, detected, last_word_end) -> None:
         """ONE encoder pass and ONE generate call for these chunks, whoever sent them."""
         import ctranslate2
-        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+        from faster_whisper.transcribe import (
+            get_compression_ratio,
+            get_suppressed_tokens,
+        )
 
         features = np.stack([items[i].chunks[c].features for i, c in refs])
         encoded = self.whisper.encode(features)

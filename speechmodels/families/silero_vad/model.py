@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from speechmodels import audio
-from speechmodels.base import InputError, SpeechModel
+from speechmodels.base import SpeechModel, validate_params
 from speechmodels.config import ModelConfig
 from speechmodels.families.silero_vad.segments import SegmentRules, speech_segments
 from speechmodels.vad import VADParams, VoiceActivity
@@ -59,12 +58,7 @@ class SileroVAD(SpeechModel):
         return cls(config, device, session)
 
     def prepare(self, request: Mapping[str, Any]) -> _Item:
-        try:
-            params = VADParams.model_validate(request)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(map(str, first["loc"]))
-            raise InputError(f"{param}: {first['msg']}", param=param) from None
+        params = validate_params(VADParams, request)
         return _Item(audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds")), params)
 
     def warmup_request(self) -> dict:
