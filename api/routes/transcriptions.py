@@ -12,11 +12,13 @@ from starlette.formparsers import MultiPartException
 
 from api.audio_input import check_audio, read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
-from api.errors import APIError
+from api.errors import APIError, ErrorResponse
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from speechmodels.registry import TRANSCRIPTION
 
 router = APIRouter(tags=["speech to text"])
+_RESPONSES = {**ERROR_RESPONSES, **ASYNC_RESPONSE,
+              415: {"model": ErrorResponse, "description": "neither multipart/form-data nor application/json"}}
 
 
 class HSETranscriptionRequest(BaseModel):
@@ -78,7 +80,7 @@ _BODY = {
 }
 
 
-@router.post("/v1/audio/transcriptions", responses={**ERROR_RESPONSES, **ASYNC_RESPONSE}, openapi_extra=_BODY,
+@router.post("/v1/audio/transcriptions", responses=_RESPONSES, openapi_extra=_BODY,
              summary="Transcribe audio (OpenAI multipart or HSE JSON)")
 async def transcribe(request: Request, catalog: CatalogDep, dispatcher: DispatcherDep, settings: SettingsDep,
                      preference: PreferenceDep):
@@ -98,7 +100,7 @@ async def transcribe(request: Request, catalog: CatalogDep, dispatcher: Dispatch
     raise APIError(415, "send multipart/form-data (OpenAI) or application/json (HSE)", reason="unsupported_media_type")
 
 
-@router.post("/v1/audio/translations", responses={**ERROR_RESPONSES, **ASYNC_RESPONSE},
+@router.post("/v1/audio/translations", responses=_RESPONSES,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "multipart/form-data": _BODY["requestBody"]["content"]["multipart/form-data"]}}},
              summary="Translate speech into English text (OpenAI multipart; multilingual models only)")
