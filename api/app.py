@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from api.access import AccessControl
 from api.catalog import ModelCatalog
 from api.dispatch import JobDispatcher
 from api.errors import install_error_handlers
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = AsyncJobStore(client, settings.job_ttl_s)
         events = JobEvents(client)
         events.start()
+        app.state.redis = client
         app.state.settings = settings
         app.state.catalog = catalog
         app.state.job_store = store
@@ -53,5 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (vad, embed, transcriptions, models, jobs, health, metrics):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessControl, api_keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute)
     app.add_middleware(RequestId)
     return app

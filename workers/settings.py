@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -34,7 +35,7 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(
         default=3600, ge=5, description="an unacked job is redelivered after this; keep it above the slowest task"
     )
-    unacked_restore_interval_s: int = Field(default=10, ge=1, description="how often workers sweep for lost jobs")
+    unacked_restore_interval_s: int = Field(default=10, ge=1, description="how often kombu restores unacked jobs")
     lost_job_sweep_interval_s: float = Field(default=15.0, gt=0, description="how often a worker looks for lost jobs")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=6.0, gt=0, description="a consumer unseen this long counts as gone")
@@ -42,6 +43,24 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1)
     send_task_events: bool = Field(default=False, description="emit Celery task events (for Flower)")
 
+    # access
+    environment: Literal["development", "production"] = "development"
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated; once set, every /v1 route needs one of them")
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, description="requests per API key per minute")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_open_production(self) -> Settings:
+        if self.environment == "production" and not self.api_keys:
+            raise ValueError("SPEECHFLEET_ENVIRONMENT=production needs SPEECHFLEET_API_KEYS: the API would be open")
+        return self
 
     @model_validator(mode="after")
     def _records_outlive_waits(self) -> Settings:
