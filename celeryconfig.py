@@ -6,6 +6,7 @@ visibility timeout after which any unacknowledged job is redelivered; workers sw
 jobs every ``unacked_restore_interval_s``.
 """
 
+from workers.priorities import PRIORITY_SEP, PRIORITY_STEPS
 from workers.settings import get_settings
 
 _settings = get_settings()
@@ -18,6 +19,10 @@ broker_transport_options = {
     "unacked_restore_interval": _settings.unacked_restore_interval_s,
     "unacked_restore_throttle": 1,
     "socket_connect_timeout": 2,
+    # request priorities: one list per step, served in step order (0 first)
+    "priority_steps": PRIORITY_STEPS,
+    "sep": PRIORITY_SEP,
+    "queue_order_strategy": "priority",
 }
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
 

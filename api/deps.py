@@ -29,8 +29,12 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _preference(prefer: Annotated[str | None, Header(description="RFC 7240: 'respond-async' and/or 'wait=<seconds>'")] = None) -> Preference:
-    return Preference.parse(prefer)
+def _preference(
+    prefer: Annotated[str | None, Header(description="RFC 7240: 'respond-async' and/or 'wait=<seconds>'")] = None,
+    x_priority: Annotated[str | None, Header(description="low, normal (default) or high")] = None,
+    x_deadline: Annotated[str | None, Header(description="seconds; a job still queued then is dropped")] = None,
+) -> Preference:
+    return Preference.parse(prefer, x_priority, x_deadline)
 
 
 DispatcherDep = Annotated[JobDispatcher, Depends(_dispatcher)]

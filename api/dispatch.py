@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,23 +23,39 @@ from speechmodels import ModelConfig
 from workers.celery_app import send_job
 from workers.jobs import QUEUED, JobRecord
 from workers.liveness import consumers_key
+from workers.priorities import PRIORITIES, queue_keys
 from workers.settings import Settings
 
 
 @dataclass(frozen=True)
 class Preference:
-    """RFC 7240 ``Prefer``: ``respond-async`` and/or ``wait=<seconds>``."""
+    """How the caller wants its job handled: RFC 7240 ``Prefer`` (``respond-async``,
+    ``wait=<seconds>``), ``X-Priority`` (low/normal/high) and ``X-Deadline`` (seconds after
+    which a job still queued is dropped instead of run)."""
 
     respond_async: bool = False
     wait_s: float | None = None
+    priority: str = "normal"
+    deadline_s: float | None = None
 
     @classmethod
-    def parse(cls, header: str | None) -> Preference:
-        if not header:
-            return cls()
-        tokens = [token.strip().lower() for token in header.split(",")]
+    def parse(cls, prefer: str | None, priority: str | None = None, deadline: str | None = None) -> Preference:
+        tokens = [token.strip().lower() for token in (prefer or "").split(",")]
         wait = next((m.group(1) for t in tokens if (m := re.fullmatch(r"wait\s*=\s*(\d+(?:\.\d+)?)", t))), None)
-        return cls("respond-async" in tokens, float(wait) if wait is not None else None)
+        priority = (priority or "normal").strip().lower()
+        if priority not in PRIORITIES:
+            raise APIError(400, f"X-Priority must be one of {sorted(PRIORITIES)}", reason="invalid_priority",
+                           param="X-Priority")
+        deadline_s = None
+        if deadline is not None:
+            try:
+                deadline_s = float(deadline)
+            except ValueError:
+                deadline_s = -1.0
+            if not 0 < deadline_s <= 7 * 24 * 3600:
+                raise APIError(400, "X-Deadline must be a number of seconds between 0 and one week",
+                               reason="invalid_deadline", param="X-Deadline")
+        return cls("respond-async" in tokens, float(wait) if wait is not None else None, priority, deadline_s)
 
 
 class JobDispatcher:
@@ -54,8 +71,11 @@ class JobDispatcher:
         return await self._client.zcount(consumers_key(model_name), now - self._settings.heartbeat_ttl_s, "+inf")
 
     async def queue_depth(self, queue: str) -> int:
-        """Messages waiting in a queue (kombu's Redis transport keeps each queue as a list)."""
-        return await self._client.llen(queue)
+        """Messages waiting in a queue (kombu's Redis transport keeps a list per priority step)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in queue_keys(queue):
+                pipe.llen(key)
+            return sum(await pipe.execute())
 
     async def submit(self, model: ModelConfig, capability: str, payload: dict[str, Any],
                      preference: Preference, render: dict | None = None) -> JobRecord:
@@ -65,12 +85,15 @@ class JobDispatcher:
         """
         if await self.live_consumers(model.name) == 0:
             raise unavailable(f"no worker is serving model '{model.name}' right now", reason="no_worker")
+        created = time.time()
+        deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
         record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
-                           created_at=time.time(), render=render)
+                           created_at=created, render=render, priority=preference.priority, deadline_at=deadline_at)
         await self._store.create(record, payload)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
-            await to_thread.run_sync(send_job, self._celery, record.id, model.name, capability)
+            await to_thread.run_sync(partial(send_job, self._celery, record.id, model.name, capability,
+                                             priority=preference.priority))
         except BaseException:  # the send failed, or the client went away mid-send
             if waiter is not None:
                 self._events.unregister(record.id, waiter)

@@ -66,6 +66,8 @@ class JobView(BaseModel):
     finished_at: float | None = None
     attempts: int = 0
     resent: int = 0
+    priority: str = "normal"
+    deadline_at: float | None = None
     steps: list[JobStep] = Field(default_factory=list)
     error: dict[str, Any] | None = None
     result_url: str
@@ -79,5 +81,6 @@ class JobView(BaseModel):
         return cls(id=record.id, model=record.model, capability=record.capability, status=record.status,
                    created=int(record.created_at), created_at=record.created_at, started_at=record.started_at,
                    finished_at=record.finished_at, attempts=record.attempts, resent=record.resent,
+                   priority=record.priority, deadline_at=record.deadline_at,
                    steps=[JobStep.model_validate(step) for step in record.steps], error=error,
                    result_url=f"/v1/jobs/{record.id}/result")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import httpx
 import pytest
+from celery import Celery
 
 from speechfleet.redis_server import EmbeddedRedis
 from tests.fleet import Fleet, fixture_audio
@@ -34,6 +36,25 @@ def fleet(redis_server):
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def paused(fleet, redis_server):
+    """``with paused("vad-aux"):`` the model's workers stop taking jobs from its queue (Celery
+    remote control), so jobs sent meanwhile stay queued; they resume on leaving the block."""
+    app = Celery("control", broker=redis_server.url)
+
+    @contextlib.contextmanager
+    def pause(model_name: str):
+        queue = f"model.{model_name}"
+        assert app.control.cancel_consumer(queue, reply=True, timeout=5)
+        try:
+            yield
+        finally:
+            app.control.add_consumer(queue, reply=True, timeout=5)
+
+    yield pause
+    app.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ workers (which import ``workers.tasks`` at start-up)."""
 from celery import Celery
 
 from speechmodels.config import queue_for
+from workers.priorities import PRIORITIES
 
 INFER_TASK = "speechfleet.infer"
 
@@ -11,7 +12,8 @@ app = Celery("speechfleet", include=["workers.tasks"])
 app.config_from_object("celeryconfig")
 
 
-def send_job(celery: Celery, job_id: str, model_name: str, capability: str, step: int = 0) -> None:
+def send_job(celery: Celery, job_id: str, model_name: str, capability: str, step: int = 0,
+             priority: str = "normal") -> None:
     """Put a job's step on its model's queue. The message carries only ids: the input waits in
     Redis under the job (``workers.jobs.input_key``), so a lost message can be sent again.
 
@@ -19,4 +21,4 @@ def send_job(celery: Celery, job_id: str, model_name: str, capability: str, step
     read from job records), and the worker need not store them twice.
     """
     celery.send_task(INFER_TASK, args=(job_id, model_name, capability, step), task_id=job_id,
-                     queue=queue_for(model_name), ignore_result=True)
+                     queue=queue_for(model_name), ignore_result=True, priority=PRIORITIES[priority])

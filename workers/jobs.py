@@ -31,10 +31,13 @@ EVENTS_CHANNEL = "speechfleet:job-events"
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
-# KEYS: job, pending; ARGV: now, step field, step json, job id. Returns {status found, created_at}
+# KEYS: job, pending; ARGV: now, step field, step json, job id. Returns {status found, created_at};
+# 'expired' for a queued job past its deadline (the caller fails it)
 START_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', false} end
+local deadline = redis.call('HGET', KEYS[1], 'deadline_at')
+if status == 'queued' and deadline and tonumber(ARGV[1]) > tonumber(deadline) then return {'expired', false} end
 if status == 'queued' or status == 'running' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1], ARGV[2], ARGV[3])
   redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
@@ -125,6 +128,8 @@ class JobRecord:
     result: Any = None
     error: JobError | None = None
     render: dict | None = None  # how the API presents the result (response format, dialect)
+    priority: str = "normal"
+    deadline_at: float | None = None  # dropped, not run, if still queued then
 
     @property
     def finished(self) -> bool:
@@ -144,11 +149,15 @@ class JobRecord:
             result=json.loads(raw["result"]) if raw.get("result") else None,
             error=JobError(**json.loads(raw["error"])) if raw.get("error") else None,
             render=json.loads(raw["render"]) if raw.get("render") else None,
+            priority=raw.get("priority", "normal"), deadline_at=number("deadline_at"),
         )
 
     def initial_hash(self) -> dict[str, str]:
         fields = {"id": self.id, "model": self.model, "capability": self.capability, "status": self.status,
-                  "created_at": repr(self.created_at), "updated_at": repr(self.created_at), "attempts": "0"}
+                  "created_at": repr(self.created_at), "updated_at": repr(self.created_at), "attempts": "0",
+                  "priority": self.priority}
+        if self.deadline_at is not None:
+            fields["deadline_at"] = repr(self.deadline_at)
         if self.render is not None:
             fields["render"] = json.dumps(self.render)
         return fields

@@ -28,6 +28,7 @@ from speechmodels.config import queue_for
 from workers.celery_app import send_job
 from workers.jobs import PENDING_KEY, TERMINAL, job_key
 from workers.periodic import Periodic
+from workers.priorities import queue_keys
 
 LOCK_KEY = "speechfleet:lost-job-sweeper"
 UNACKED_KEY = "unacked"  # kombu's Redis transport default
@@ -73,20 +74,21 @@ class LostJobSweeper:
             return []
         candidates = {}
         for job_id in quiet:
-            record = self._client.hmget(job_key(job_id), "status", "model", "capability")
-            status, model, capability = record
+            status, model, capability, priority = self._client.hmget(
+                job_key(job_id), "status", "model", "capability", "priority")
             if status is None or status in TERMINAL:
                 self._client.zrem(PENDING_KEY, job_id)  # finished or expired: nothing to watch
             else:
-                candidates[job_id] = (model, capability)
+                candidates[job_id] = (model, capability, priority or "normal")
         if not candidates:
             return []
-        present = self._message_ids({model for model, _ in candidates.values()})
+        present = self._message_ids({model for model, _, _ in candidates.values()})
         resent = []
-        for job_id, (model, capability) in candidates.items():
+        for job_id, (model, capability, priority) in candidates.items():
             if job_id not in present:  # neither waiting its turn nor held (unacked) by a worker
                 logger.warning("job {} for {} has no message anywhere; sending it again", job_id, model)
-                send_job(self._celery, job_id, model, capability)  # a failure leaves it quiet: next sweep retries
+                # a failed send leaves the job quiet: the next sweep retries it
+                send_job(self._celery, job_id, model, capability, priority=priority)
                 self._count_resend(keys=[job_key(job_id)])
                 resent.append(job_id)
             self._client.zadd(PENDING_KEY, {job_id: now})  # quiet again from now on
@@ -95,6 +97,7 @@ class LostJobSweeper:
     def _message_ids(self, models: set[str]) -> set[str]:
         ids = set()
         for model in models:
-            ids.update(filter(None, map(_message_job_id, self._client.lrange(queue_for(model), 0, -1))))
+            for key in queue_keys(queue_for(model)):
+                ids.update(filter(None, map(_message_job_id, self._client.lrange(key, 0, -1))))
         ids.update(filter(None, map(_message_job_id, self._client.hvals(UNACKED_KEY))))
         return ids

@@ -41,6 +41,10 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
     info = {"name": model_name, "model": model_name, "queue": served.config.queue, "status": RUNNING,
             "worker": self.request.hostname or socket.gethostname(), "started_at": started}
     status, created_at = store.start(job_id, step, info)
+    if status == "expired":
+        _fail(store, job_id, step, info, JobError("the job's deadline passed before a worker could start it",
+                                                  reason="deadline_exceeded", status=504))
+        return None
     if status != RUNNING:
         logger.info("job {} is {}; skipping", job_id, status)  # cancelled, finished by an earlier delivery, expired
         return None

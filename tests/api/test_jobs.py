@@ -1,8 +1,5 @@
 import time
 
-import pytest
-from celery import Celery
-
 from tests.conftest import b64_audio
 
 ASYNC = {"Prefer": "respond-async"}
@@ -46,45 +43,30 @@ def test_async_embedding(client):
     assert len(client.get(f"/v1/jobs/{accepted.json()['id']}/result").json()["data"]) > 1000
 
 
-@pytest.fixture
-def paused_queue(fleet, redis_server):
-    """vad-aux's worker stops consuming its queue (Celery remote control) while the test runs,
-    so a job sent there stays queued for as long as the test needs."""
-    app = Celery("control", broker=redis_server.url)
-    assert app.control.cancel_consumer("model.vad-aux", reply=True, timeout=5)
-    try:
-        yield
-    finally:
-        app.control.add_consumer("model.vad-aux", reply=True, timeout=5)
-        app.close()
+def submit_aux(client, clip: str) -> str:
+    return client.post("/v1/audio/vad", headers=ASYNC, json={"model": "vad-aux", "input_audio": clip}).json()["id"]
 
 
-def test_cancel_a_queued_job(client, paused_queue):
+def test_cancel_a_queued_job(client, paused):
     clip = b64_audio("cmu_arctic_us_axb_a0005.wav")
-    ids = [client.post("/v1/audio/vad", headers=ASYNC, json={"model": "vad-aux", "input_audio": clip}).json()["id"]
-           for _ in range(2)]
-    assert client.get(f"/v1/jobs/{ids[0]}").json()["status"] == "queued"
-    cancelled = client.delete(f"/v1/jobs/{ids[0]}")
-    assert cancelled.status_code == 200, cancelled.text
-    assert cancelled.json()["status"] == "cancelled"
-    assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200  # idempotent
-    result = client.get(f"/v1/jobs/{ids[0]}/result")
-    assert result.status_code == 409 and result.json()["reason"] == "job_cancelled"
-    unfinished = client.get(f"/v1/jobs/{ids[1]}/result")
-    assert unfinished.status_code == 409 and unfinished.json()["reason"] == "job_not_finished"
+    with paused("vad-aux"):
+        ids = [submit_aux(client, clip) for _ in range(2)]
+        assert client.get(f"/v1/jobs/{ids[0]}").json()["status"] == "queued"
+        cancelled = client.delete(f"/v1/jobs/{ids[0]}")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+        assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200  # idempotent
+        result = client.get(f"/v1/jobs/{ids[0]}/result")
+        assert result.status_code == 409 and result.json()["reason"] == "job_cancelled"
+        unfinished = client.get(f"/v1/jobs/{ids[1]}/result")
+        assert unfinished.status_code == 409 and unfinished.json()["reason"] == "job_not_finished"
 
 
-def test_a_cancelled_job_is_never_run_and_a_finished_one_cannot_be_cancelled(client, fleet, redis_server):
+def test_a_cancelled_job_is_never_run_and_a_finished_one_cannot_be_cancelled(client, paused):
     clip = b64_audio("cmu_arctic_us_axb_a0005.wav")
-    app = Celery("control", broker=redis_server.url)
-    app.control.cancel_consumer("model.vad-aux", reply=True, timeout=5)
-    try:
-        ids = [client.post("/v1/audio/vad", headers=ASYNC, json={"model": "vad-aux", "input_audio": clip}).json()["id"]
-               for _ in range(3)]
+    with paused("vad-aux"):
+        ids = [submit_aux(client, clip) for _ in range(3)]
         assert client.delete(f"/v1/jobs/{ids[1]}").status_code == 200
-    finally:
-        app.control.add_consumer("model.vad-aux", reply=True, timeout=5)
-        app.close()
     assert poll(client, ids[0])["status"] == "succeeded" and poll(client, ids[2])["status"] == "succeeded"
     final = client.get(f"/v1/jobs/{ids[1]}").json()
     assert final["status"] == "cancelled" and final["steps"] == [] and final["attempts"] == 0
@@ -119,15 +101,17 @@ def test_failed_job_keeps_its_error(client):
     assert sync.status_code == 400 and sync.json()["object"] == "error"
 
 
-def test_sync_wait_that_runs_out_is_a_504_with_the_job_id(client, paused_queue):
+def test_sync_wait_that_runs_out_is_a_504_with_the_job_id(client, paused):
     clip = b64_audio("cmu_arctic_us_axb_a0005.wav")
-    started = time.monotonic()
-    response = client.post("/v1/audio/vad", headers={"Prefer": "wait=0"}, json={"model": "vad-aux", "input_audio": clip})
-    assert time.monotonic() - started < 2  # wait=0 means no wait, not the default
-    assert response.status_code == 504, response.text
-    job_id = response.json()["job_id"]
-    assert response.headers["location"] == f"/v1/jobs/{job_id}"
-    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"  # the job is still there
+    with paused("vad-aux"):
+        started = time.monotonic()
+        response = client.post("/v1/audio/vad", headers={"Prefer": "wait=0"},
+                               json={"model": "vad-aux", "input_audio": clip})
+        assert time.monotonic() - started < 2  # wait=0 means no wait, not the default
+        assert response.status_code == 504, response.text
+        job_id = response.json()["job_id"]
+        assert response.headers["location"] == f"/v1/jobs/{job_id}"
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"  # the job is still there
 
 
 def test_the_job_behind_a_504_finishes(client):
