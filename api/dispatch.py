@@ -25,6 +25,7 @@ from workers.jobs import QUEUED, JobRecord
 from workers.liveness import consumers_key
 from workers.priorities import PRIORITIES, queue_keys
 from workers.settings import Settings
+from workers.webhooks import CallbackRefused, check_callback_url, enqueue_delivery
 
 
 @dataclass(frozen=True)
@@ -78,17 +79,21 @@ class JobDispatcher:
             return sum(await pipe.execute())
 
     async def submit(self, model: ModelConfig, capability: str, payload: dict[str, Any],
-                     preference: Preference, render: dict | None = None) -> JobRecord:
+                     preference: Preference, render: dict | None = None,
+                     callback_url: str | None = None) -> JobRecord:
         """Queue the job; returns its record once finished, or at once when async was asked.
 
         Raises 503 when no worker serves the model, 504 when a synchronous wait runs out.
         """
+        if callback_url is not None:
+            await self._check_callback(callback_url)
         if await self.live_consumers(model.name) == 0:
             raise unavailable(f"no worker is serving model '{model.name}' right now", reason="no_worker")
         created = time.time()
         deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
         record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
-                           created_at=created, render=render, priority=preference.priority, deadline_at=deadline_at)
+                           created_at=created, render=render, priority=preference.priority, deadline_at=deadline_at,
+                           callback_url=callback_url)
         await self._store.create(record, payload)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
@@ -104,6 +109,19 @@ class JobDispatcher:
         wait_s = self._settings.sync_wait_s if preference.wait_s is None else preference.wait_s
         wait_s = min(wait_s, self._settings.max_sync_wait_s)
         return await self._wait(record.id, waiter, wait_s)
+
+    async def _check_callback(self, url: str) -> None:
+        if not self._settings.webhook_secret:
+            raise APIError(400, "this server delivers no webhooks: SPEECHFLEET_WEBHOOK_SECRET is not set",
+                           reason="webhooks_disabled", param="callback_url")
+        try:
+            await to_thread.run_sync(check_callback_url, url, self._settings.webhook_allow_private)
+        except CallbackRefused as exc:
+            raise APIError(400, str(exc), reason="invalid_callback_url", param="callback_url") from None
+
+    async def notify(self, job_id: str) -> None:
+        """Deliver the webhook of a job that ended here in the API (a cancel)."""
+        await to_thread.run_sync(enqueue_delivery, job_id)
 
     async def _wait(self, job_id: str, waiter: asyncio.Future, wait_s: float) -> JobRecord:
         deadline = time.monotonic() + wait_s

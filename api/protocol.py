@@ -10,6 +10,13 @@ from api.errors import error_body
 from workers.jobs import JobRecord
 
 
+class CallbackOption(BaseModel):
+    """Any POST may name a URL to be told when its job ends (a signed Standard Webhooks POST)."""
+
+    callback_url: str | None = Field(default=None, max_length=2048,
+                                     description="http(s) URL that receives the finished job as a signed webhook")
+
+
 class VoiceOptions(BaseModel):
     voice: str = "default"
     styles: list[str] = Field(default_factory=list)
@@ -68,6 +75,8 @@ class JobView(BaseModel):
     resent: int = 0
     priority: str = "normal"
     deadline_at: float | None = None
+    callback_url: str | None = None
+    webhook_attempts: list[dict[str, Any]] = Field(default_factory=list)
     steps: list[JobStep] = Field(default_factory=list)
     error: dict[str, Any] | None = None
     result_url: str
@@ -81,6 +90,7 @@ class JobView(BaseModel):
         return cls(id=record.id, model=record.model, capability=record.capability, status=record.status,
                    created=int(record.created_at), created_at=record.created_at, started_at=record.started_at,
                    finished_at=record.finished_at, attempts=record.attempts, resent=record.resent,
-                   priority=record.priority, deadline_at=record.deadline_at,
+                   priority=record.priority, deadline_at=record.deadline_at, callback_url=record.callback_url,
+                   webhook_attempts=record.webhook_attempts,
                    steps=[JobStep.model_validate(step) for step in record.steps], error=error,
                    result_url=f"/v1/jobs/{record.id}/result")

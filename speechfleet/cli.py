@@ -56,22 +56,28 @@ def api(config_path: Path | None, host: str, port: int) -> None:
 
 
 @main.command()
-@click.option("--models", required=True, help="comma-separated model names from the config")
+@click.option("--models", default=None, help="comma-separated model names from the config")
+@click.option("--webhooks", is_flag=True, help="deliver webhooks (the 'webhooks' queue) instead of running models")
 @click.option("--device", default=None, help="cpu or cuda:N (default: each model's device_config)")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(models: str, device: str | None, config_path: Path | None, loglevel: str) -> None:
-    """A worker process serving the named models from their queues, against REDIS_URL."""
+def worker(models: str | None, webhooks: bool, device: str | None, config_path: Path | None, loglevel: str) -> None:
+    """A worker process serving the named models from their queues (or delivering webhooks), against REDIS_URL."""
     # numpy's BLAS must not spin threads of its own beside the model runtime's (measured: it
     # doubled the worker's CPU per request); set before numpy is first imported
     for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     from workers.settings import Settings
-    from workers.worker_main import run_worker
+    from workers.worker_main import run_webhook_worker, run_worker
 
     settings = Settings(**({"config": config_path} if config_path else {}))
+    if webhooks == bool(models):
+        raise click.ClickException("give either --models or --webhooks")
+    if webhooks:
+        run_webhook_worker(settings, loglevel=loglevel)
+        return
     configs = {config.name: config for config in _load_configs(settings.config)}
-    wanted = [name.strip() for name in models.split(",") if name.strip()]
+    wanted = [name.strip() for name in (models or "").split(",") if name.strip()]
     unknown = [name for name in wanted if name not in configs]
     if unknown or not wanted:
         raise click.ClickException(f"unknown model(s) {unknown}; configured: {sorted(configs)}")

@@ -41,6 +41,7 @@ class Fleet:
                 logger.info("started a private Redis at {}", self.redis.url)
             for config in self.configs:
                 self.workers[config.name] = self._start_worker(config, env)
+            self.workers["webhooks"] = self._spawn(["worker", "--webhooks"], env)
             self.api = self._spawn(["api", "--host", self.host, "--port", str(self.port)], env)
             logger.info("speechfleet on http://{}:{} (GET /ready turns 200 once every model has a worker)",
                         self.host, self.port)
@@ -53,12 +54,13 @@ class Fleet:
             if self.api and self.api.poll() is not None:
                 logger.error("the API exited with {}; stopping", self.api.returncode)
                 return self.api.returncode or 1
-            for config in self.configs:
-                worker = self.workers[config.name]
+            for name, worker in list(self.workers.items()):
                 if worker.poll() is not None:
-                    logger.warning("worker for {} exited with {}; starting another", config.name, worker.returncode)
+                    logger.warning("worker for {} exited with {}; starting another", name, worker.returncode)
                     time.sleep(1)  # no tight restart loop when a model cannot load
-                    self.workers[config.name] = self._start_worker(config, env)
+                    config = next((c for c in self.configs if c.name == name), None)
+                    self.workers[name] = (self._start_worker(config, env) if config
+                                          else self._spawn(["worker", "--webhooks"], env))
         return 0
 
     def _start_worker(self, config: ModelConfig, env: dict[str, str]) -> subprocess.Popen:

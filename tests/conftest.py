@@ -30,6 +30,7 @@ def fleet(redis_server):
     running = Fleet(redis_server)
     for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper"):
         running.start_worker(models)
+    running.start_webhook_worker()
     running.start_api()
     try:
         running.wait_ready()

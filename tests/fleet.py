@@ -27,6 +27,9 @@ TEST_ENV = {
     "SPEECHFLEET_LOST_JOB_SWEEP_INTERVAL_S": "1",
     "SPEECHFLEET_SYNC_WAIT_S": "60",
     "SPEECHFLEET_TORCH_THREADS": "1",
+    "SPEECHFLEET_WEBHOOK_SECRET": "whsec_" + "c3BlZWNoZmxlZXQtdGVzdC1zZWNyZXQ=",  # base64 of speechfleet-test-secret
+    "SPEECHFLEET_WEBHOOK_ALLOW_PRIVATE": "true",  # the test receiver listens on loopback
+    "SPEECHFLEET_WEBHOOK_BACKOFF_S": "0.3",
 }
 
 
@@ -73,6 +76,10 @@ class Fleet:
     def start_worker(self, models: str) -> subprocess.Popen:
         self.workers[models] = self._cli("worker", "--models", models, "--loglevel", "WARNING")
         return self.workers[models]
+
+    def start_webhook_worker(self) -> subprocess.Popen:
+        self.workers["webhooks"] = self._cli("worker", "--webhooks", "--loglevel", "WARNING")
+        return self.workers["webhooks"]
 
     def start_api(self) -> None:
         self.api = self._cli("api", "--port", str(self.port))

@@ -8,7 +8,7 @@ from workers.priorities import PRIORITIES
 
 INFER_TASK = "speechfleet.infer"
 
-app = Celery("speechfleet", include=["workers.tasks"])
+app = Celery("speechfleet", include=["workers.tasks", "workers.webhooks"])
 app.config_from_object("celeryconfig")
 
 

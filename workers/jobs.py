@@ -130,6 +130,8 @@ class JobRecord:
     render: dict | None = None  # how the API presents the result (response format, dialect)
     priority: str = "normal"
     deadline_at: float | None = None  # dropped, not run, if still queued then
+    callback_url: str | None = None
+    webhook_attempts: list[dict] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -150,6 +152,9 @@ class JobRecord:
             error=JobError(**json.loads(raw["error"])) if raw.get("error") else None,
             render=json.loads(raw["render"]) if raw.get("render") else None,
             priority=raw.get("priority", "normal"), deadline_at=number("deadline_at"),
+            callback_url=raw.get("callback_url"),
+            webhook_attempts=[json.loads(raw[name]) for name in sorted(
+                (k for k in raw if k.startswith("webhook.")), key=lambda k: int(k.partition(".")[2]))],
         )
 
     def initial_hash(self) -> dict[str, str]:
@@ -158,6 +163,8 @@ class JobRecord:
                   "priority": self.priority}
         if self.deadline_at is not None:
             fields["deadline_at"] = repr(self.deadline_at)
+        if self.callback_url is not None:
+            fields["callback_url"] = self.callback_url
         if self.render is not None:
             fields["render"] = json.dumps(self.render)
         return fields
@@ -183,6 +190,9 @@ class WorkerJobStore:
     def input(self, job_id: str) -> dict | None:
         raw = self._binary.get(input_key(job_id))
         return decode_input(raw) if raw is not None else None
+
+    def has_callback(self, job_id: str) -> bool:
+        return bool(self._client.hexists(job_key(job_id), "callback_url"))
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self._client.hgetall(job_key(job_id))

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1)
     send_task_events: bool = Field(default=False, description="emit Celery task events (for Flower)")
 
+    # webhooks
+    webhook_secret: str = Field(default="", description="Standard Webhooks signing secret (whsec_<base64> or any string)")
+    webhook_allow_private: bool = Field(default=False, description="allow callbacks to loopback/private addresses")
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_backoff_s: float = Field(default=2.0, gt=0, description="first retry delay; doubles each attempt")
+    webhook_max_attempts: int = Field(default=8, ge=1)
+
     # access
     environment: Literal["development", "production"] = "development"
     api_keys: Annotated[list[str], NoDecode] = Field(

@@ -14,8 +14,9 @@ from speechmodels import InputError
 from workers import runtime
 from workers.batcher import BatcherClosed
 from workers.celery_app import INFER_TASK, app
-from workers.jobs import RUNNING, JobError, WorkerJobStore
+from workers.jobs import RUNNING, TERMINAL, JobError, WorkerJobStore
 from workers.settings import get_settings
+from workers.webhooks import enqueue_delivery
 from workers.wire import encode_output
 
 
@@ -74,10 +75,16 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
         raise JobFailed(error.message) from None
     info.update(status="succeeded", finished_at=time.time(), batch_size=stats.batch_size,
                 batch_wait_ms=round(stats.batch_wait_ms, 2), inference_ms=round(stats.inference_ms, 2))
-    store.succeed(job_id, step, info, result)
+    _notify(store, job_id, store.succeed(job_id, step, info, result))
     return result
 
 
 def _fail(store: WorkerJobStore, job_id: str, step: int, info: dict, error: JobError) -> None:
     info.update(status="failed", finished_at=time.time(), error=error.message)
-    store.fail(job_id, step, info, error)
+    _notify(store, job_id, store.fail(job_id, step, info, error))
+
+
+def _notify(store: WorkerJobStore, job_id: str, status: str) -> None:
+    """A job that ended and asked for a callback gets a delivery task (deduplicated there)."""
+    if status in TERMINAL and store.has_callback(job_id):
+        enqueue_delivery(job_id)

@@ -78,6 +78,19 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
     raise SystemExit(worker.exitcode or 0)
 
 
+def run_webhook_worker(settings: Settings, loglevel: str = "INFO", concurrency: int = 8) -> None:
+    """A worker for the ``webhooks`` queue only: deliveries wait on other people's servers, so
+    they never take a model worker's batching threads."""
+    from workers.celery_app import app
+    from workers.webhooks import WEBHOOK_QUEUE
+
+    worker = app.Worker(hostname=f"webhooks@{socket.gethostname()}.{os.getpid()}", queues=[WEBHOOK_QUEUE],
+                        pool="threads", concurrency=concurrency, loglevel=loglevel, without_gossip=True,
+                        without_mingle=True)
+    worker.start()
+    raise SystemExit(worker.exitcode or 0)
+
+
 def _pin_threads(settings: Settings) -> None:
     import torch
 

@@ -7,13 +7,14 @@ from pydantic import BaseModel, Field
 
 from api.audio_input import read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
+from api.protocol import CallbackOption
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from speechmodels.registry import SPEAKER_EMBEDDING
 
 router = APIRouter(tags=["speaker embedding"])
 
 
-class EmbedSpeakerRequest(BaseModel):
+class EmbedSpeakerRequest(CallbackOption):
     model: str = Field(description="a configured speaker encoder, e.g. harmonyspeech-encoder")
     input_audio: str = Field(description="base64 audio of one speaker")
 
@@ -30,4 +31,4 @@ async def embed_speaker(body: EmbedSpeakerRequest, catalog: CatalogDep, dispatch
                         settings: SettingsDep, preference: PreferenceDep):
     model = catalog.require(body.model, SPEAKER_EMBEDDING, "speaker embedding")
     payload = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds)}
-    return await run_job(dispatcher, model, SPEAKER_EMBEDDING, payload, preference)
+    return await run_job(dispatcher, model, SPEAKER_EMBEDDING, payload, preference, callback_url=body.callback_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import JobStoreDep
+from api.deps import DispatcherDep, JobStoreDep
 from api.dispatch import finished_job_body
 from api.errors import APIError, ErrorResponse, not_found
 from api.protocol import JobView
@@ -36,7 +36,7 @@ async def get_job_result(job_id: str, store: JobStoreDep) -> dict:
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobView, responses=_ERRORS,
                description="Cancel a queued job. A running or finished job cannot be cancelled (409).")
-async def cancel_job(job_id: str, store: JobStoreDep):
+async def cancel_job(job_id: str, store: JobStoreDep, dispatcher: DispatcherDep):
     status = await store.cancel(job_id)
     if status == "missing":
         raise not_found(f"job '{job_id}' does not exist (or its record expired)", reason="job_not_found")
@@ -44,4 +44,6 @@ async def cancel_job(job_id: str, store: JobStoreDep):
     if status not in ("cancelled",):
         raise APIError(409, f"job {job_id} is {status} and can no longer be cancelled", reason="job_not_cancellable",
                        job_id=job_id)
+    if record.callback_url:
+        await dispatcher.notify(job_id)  # deduplicated by the delivery task if cancelled twice
     return JSONResponse(JobView.of(record).model_dump())

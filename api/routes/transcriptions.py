@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from api.audio_input import check_audio, read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError, ErrorResponse
+from api.protocol import CallbackOption
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from speechmodels.registry import TRANSCRIPTION
 
@@ -21,7 +22,7 @@ _RESPONSES = {**ERROR_RESPONSES, **ASYNC_RESPONSE,
               415: {"model": ErrorResponse, "description": "neither multipart/form-data nor application/json"}}
 
 
-class HSETranscriptionRequest(BaseModel):
+class HSETranscriptionRequest(CallbackOption):
     """HSE's SpeechTranscribeRequest."""
 
     model: str
@@ -31,7 +32,7 @@ class HSETranscriptionRequest(BaseModel):
     language: str | None = Field(default=None, description="speechfleet extension: skip language detection")
 
 
-class OpenAITranscriptionForm(BaseModel):
+class OpenAITranscriptionForm(CallbackOption):
     """The multipart fields of OpenAI's transcription and translation calls (besides ``file``)."""
 
     model: str
@@ -96,7 +97,8 @@ async def transcribe(request: Request, catalog: CatalogDep, dispatcher: Dispatch
         payload = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds), "task": "transcribe",
                    "language": body.language}
         render = {"dialect": "hse", "get_language": body.get_language, "get_timestamps": body.get_timestamps}
-        return await run_job(dispatcher, model, TRANSCRIPTION, payload, preference, render)
+        return await run_job(dispatcher, model, TRANSCRIPTION, payload, preference, render,
+                             callback_url=body.callback_url)
     raise APIError(415, "send multipart/form-data (OpenAI) or application/json (HSE)", reason="unsupported_media_type")
 
 
@@ -118,4 +120,5 @@ async def _openai_call(request, task, catalog, dispatcher, settings, preference)
                "prompt": form.prompt, "temperature": form.temperature,
                "word_timestamps": "word" in form.timestamp_granularities}
     render = {"dialect": "openai", "format": form.response_format, "granularities": form.timestamp_granularities}
-    return await run_job(dispatcher, model, TRANSCRIPTION, payload, preference, render)
+    return await run_job(dispatcher, model, TRANSCRIPTION, payload, preference, render,
+                         callback_url=form.callback_url)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from api.audio_input import read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
+from api.protocol import CallbackOption
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from speechmodels.registry import VAD
 from speechmodels.vad import VADParams
@@ -14,7 +15,7 @@ from speechmodels.vad import VADParams
 router = APIRouter(tags=["voice activity detection"])
 
 
-class VADRequest(VADParams):
+class VADRequest(VADParams, CallbackOption):
     """HSE's DetectVoiceActivityRequest: the VAD parameters plus the model and the audio."""
 
     model: str = Field(description="a configured model that does VAD, e.g. silero-vad")
@@ -38,6 +39,6 @@ class VADResponse(BaseModel):
 async def detect_voice_activity(body: VADRequest, catalog: CatalogDep, dispatcher: DispatcherDep,
                                 settings: SettingsDep, preference: PreferenceDep):
     model = catalog.require(body.model, VAD, "voice activity detection")
-    payload = body.model_dump(exclude={"model", "input_audio"}) | {"task": "vad"}
+    payload = body.model_dump(exclude={"model", "input_audio", "callback_url"}) | {"task": "vad"}
     payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
-    return await run_job(dispatcher, model, VAD, payload, preference)
+    return await run_job(dispatcher, model, VAD, payload, preference, callback_url=body.callback_url)

@@ -38,7 +38,8 @@ def test_serve_starts_everything_answers_and_stops_cleanly(tmp_path):
         children = psutil.Process(serve.pid).children(recursive=True)
         names = " ".join(" ".join(child.cmdline()) for child in children)
         configured = len(load_model_configs(ROOT / "config.yml"))
-        assert "redis-server" in names and names.count(" worker ") == configured and " api " in names
+        assert "redis-server" in names and names.count(" worker --models ") == configured and " api " in names
+        assert " worker --webhooks" in names
 
         audio = base64.b64encode(fixture_audio("jfk.flac")).decode()
         response = httpx.post(f"{base}/v1/audio/vad", json={"model": "silero-vad", "input_audio": audio}, timeout=60)

@@ -1,0 +1,125 @@
+"""Webhooks: when a job with a ``callback_url`` ends, a delivery task on the ``webhooks``
+queue POSTs the job to it, signed the Standard Webhooks way, retried with exponential
+backoff, at most once per job however often the task runs, every attempt recorded on the job.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import time
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+from celery import Task
+from loguru import logger
+
+from workers.celery_app import app
+from workers.jobs import JobRecord, job_key
+from workers.settings import get_settings
+
+WEBHOOK_TASK = "speechfleet.deliver_webhook"
+WEBHOOK_QUEUE = "webhooks"
+STATE_PREFIX = "speechfleet:webhook:"  # per job: 'delivering' (a claim with a TTL) or 'delivered'
+
+
+class CallbackRefused(ValueError):
+    pass
+
+
+def check_callback_url(url: str, allow_private: bool) -> None:
+    """http(s) only, and (unless allowed) no loopback, private, link-local or reserved address
+    behind the host name: the service must not become a way into its own network."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CallbackRefused("callback_url must be an http or https URL with a host")
+    if allow_private:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CallbackRefused(f"callback_url host {parts.hostname!r} does not resolve: {exc}") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise CallbackRefused(f"callback_url resolves to a non-public address ({ip}); "
+                                  "set SPEECHFLEET_WEBHOOK_ALLOW_PRIVATE=true to allow it")
+
+
+def signing_key(secret: str) -> bytes:
+    """Standard Webhooks secrets look like ``whsec_<base64>``; any other string is used as is."""
+    return base64.b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else secret.encode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(signing_key(secret), f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def job_event(record: JobRecord) -> dict:
+    """The payload: what ``GET /v1/jobs/{id}`` shows, with the result or the error."""
+    event = {"type": f"job.{record.status}", "id": record.id, "model": record.model,
+             "capability": record.capability, "status": record.status, "created_at": record.created_at,
+             "finished_at": record.finished_at, "result": record.result}
+    if record.error is not None:
+        event["error"] = {"message": record.error.message, "code": record.error.status, "reason": record.error.reason}
+    return event
+
+
+@lru_cache
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url, decode_responses=True)
+
+
+def enqueue_delivery(job_id: str) -> None:
+    app.send_task(WEBHOOK_TASK, args=(job_id,), queue=WEBHOOK_QUEUE, ignore_result=True)
+
+
+@app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, max_retries=None)
+def deliver_webhook(self: Task, job_id: str) -> str:
+    settings = get_settings()
+    client = _client()
+    raw = client.hgetall(job_key(job_id))
+    if not raw or not raw.get("callback_url"):
+        return "no job or no callback"
+    state_key = STATE_PREFIX + job_id
+    # the claim makes a second copy of this task (redelivery, duplicate enqueue) stand aside
+    if not client.set(state_key, "delivering", nx=True, ex=int(settings.webhook_timeout_s) + 30):
+        return "already delivered or being delivered"
+    record = JobRecord.from_hash(raw)
+    body = json.dumps(job_event(record), separators=(",", ":")).encode()
+    timestamp = int(time.time())
+    headers = {"content-type": "application/json", "webhook-id": job_id, "webhook-timestamp": str(timestamp),
+               "webhook-signature": sign(settings.webhook_secret, job_id, timestamp, body)}
+    attempt = self.request.retries + 1
+    started = time.perf_counter()
+    outcome: dict = {"attempt": attempt, "at": time.time()}
+    try:
+        check_callback_url(raw["callback_url"], settings.webhook_allow_private)  # again: DNS may have changed
+        response = httpx.post(raw["callback_url"], content=body, headers=headers, timeout=settings.webhook_timeout_s,
+                              follow_redirects=False)
+        outcome["status_code"] = response.status_code
+        delivered = 200 <= response.status_code < 300
+    except (httpx.HTTPError, CallbackRefused) as exc:
+        outcome["error"] = f"{exc.__class__.__name__}: {exc}"
+        delivered = False
+    outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    with client.pipeline() as pipe:
+        pipe.hset(job_key(job_id), f"webhook.{attempt}", json.dumps(outcome))
+        if delivered:
+            pipe.set(state_key, "delivered", ex=settings.job_ttl_s)
+        else:
+            pipe.delete(state_key)
+        pipe.execute()
+    if delivered:
+        return "delivered"
+    if attempt >= settings.webhook_max_attempts:
+        logger.warning("webhook for job {} gave up after {} attempts", job_id, attempt)
+        return "gave up"
+    raise self.retry(countdown=settings.webhook_backoff_s * 2 ** (attempt - 1))
