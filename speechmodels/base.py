@@ -70,6 +70,10 @@ class SpeechModel(ABC):
         An item may get an ``Exception`` instance instead of an output: it fails alone.
         """
 
+    def input_seconds(self, item: Any) -> float | None:
+        """Seconds of audio in a prepared item, when the family knows (for real-time factors)."""
+        return None
+
     def warmup_request(self) -> Mapping[str, Any] | None:
         """A request that runs the whole path once at load time, so lazy imports, JIT
         compilation and caches are paid before the first user waits on them."""

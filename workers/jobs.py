@@ -74,6 +74,7 @@ if status == 'queued' then
   redis.call('PUBLISH', ARGV[3], ARGV[2])
   return 'cancelled'
 end
+if status == 'cancelled' then return 'already_cancelled' end
 return status
 """
 

@@ -6,6 +6,7 @@ import socket
 import time
 from functools import lru_cache
 
+import redis
 from celery import Task
 from celery.exceptions import Reject
 from loguru import logger
@@ -15,9 +16,15 @@ from workers import runtime
 from workers.batcher import BatcherClosed
 from workers.celery_app import INFER_TASK, app
 from workers.jobs import RUNNING, TERMINAL, JobError, WorkerJobStore
+from workers.metrics import WorkerMetrics
 from workers.settings import get_settings
 from workers.webhooks import enqueue_delivery
 from workers.wire import encode_output
+
+
+@lru_cache
+def metrics() -> WorkerMetrics:
+    return WorkerMetrics(redis.Redis.from_url(get_settings().redis_url))
 
 
 @lru_cache
@@ -75,13 +82,18 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
         raise JobFailed(error.message) from None
     info.update(status="succeeded", finished_at=time.time(), batch_size=stats.batch_size,
                 batch_wait_ms=round(stats.batch_wait_ms, 2), inference_ms=round(stats.inference_ms, 2))
-    _notify(store, job_id, store.succeed(job_id, step, info, result))
+    ended = store.succeed(job_id, step, info, result)
+    _notify(store, job_id, ended)
+    audio_s = served.model.input_seconds(item)
+    rtf = stats.inference_ms / 1000 / stats.batch_size / audio_s if audio_s else None
+    metrics().job(model_name, "succeeded", info["queue_wait_ms"] / 1000, stats.inference_ms / 1000, rtf)
     return result
 
 
 def _fail(store: WorkerJobStore, job_id: str, step: int, info: dict, error: JobError) -> None:
     info.update(status="failed", finished_at=time.time(), error=error.message)
     _notify(store, job_id, store.fail(job_id, step, info, error))
+    metrics().job(info["model"], f"failed:{error.reason or 'error'}")
 
 
 def _notify(store: WorkerJobStore, job_id: str, status: str) -> None:

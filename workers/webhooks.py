@@ -22,6 +22,7 @@ from loguru import logger
 
 from workers.celery_app import app
 from workers.jobs import JobRecord, job_key
+from workers.metrics import WorkerMetrics
 from workers.settings import get_settings
 
 WEBHOOK_TASK = "speechfleet.deliver_webhook"
@@ -117,9 +118,11 @@ def deliver_webhook(self: Task, job_id: str) -> str:
         else:
             pipe.delete(state_key)
         pipe.execute()
+    gave_up = not delivered and attempt >= settings.webhook_max_attempts
+    WorkerMetrics(client).webhook("delivered" if delivered else "gave_up" if gave_up else "retrying")
     if delivered:
         return "delivered"
-    if attempt >= settings.webhook_max_attempts:
+    if gave_up:
         logger.warning("webhook for job {} gave up after {} attempts", job_id, attempt)
         return "gave up"
     raise self.retry(countdown=settings.webhook_backoff_s * 2 ** (attempt - 1))

@@ -14,6 +14,7 @@ from speechmodels import ModelConfig, load_model
 from workers import runtime
 from workers.batcher import MicroBatcher
 from workers.liveness import Heartbeat
+from workers.metrics import WorkerMetrics
 from workers.recovery import LostJobSweeper
 from workers.settings import Settings
 
@@ -25,12 +26,14 @@ def pool_threads(configs: list[ModelConfig]) -> int:
 
 def run_worker(configs: list[ModelConfig], settings: Settings, device: str | None = None, loglevel: str = "INFO") -> None:
     _pin_threads(settings)
+    fleet_metrics = WorkerMetrics(redis.Redis.from_url(settings.redis_url))
     for config in configs:
         started = time.perf_counter()
         model = load_model(config, device=device)
         model.warm_up()
         batcher = MicroBatcher(model.infer_batch, max_batch_size=config.max_batch_size,
-                               max_wait_ms=config.max_wait_ms, name=config.name)
+                               max_wait_ms=config.max_wait_ms, name=config.name,
+                               on_batch=lambda stats, name=config.name: fleet_metrics.batch(name, stats.batch_size))
         runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)
         logger.info("loaded {} ({}) on {} in {:.2f}s; batches of up to {}, {} ms wait", config.name,
                     config.model_type, model.device, time.perf_counter() - started, config.max_batch_size, config.max_wait_ms)

@@ -32,3 +32,20 @@ def test_metrics_report_queues_and_consumers(client):
 def test_request_id_is_echoed(client):
     assert client.get("/health", headers={"X-Request-Id": "abc123"}).headers["x-request-id"] == "abc123"
     assert client.get("/health").headers["x-request-id"]
+
+
+def test_metrics_aggregate_what_the_workers_did(client):
+    from tests.conftest import b64_audio
+
+    for _ in range(3):
+        assert client.post("/v1/audio/vad", json={"model": "silero-vad", "input_audio": b64_audio("jfk.flac")}).status_code == 200
+    text = client.get("/metrics").text
+    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+             if line and not line.startswith("#")}
+    assert lines['speechfleet_jobs_total{model="silero-vad",outcome="succeeded"}'] >= 3
+    assert lines['speechfleet_batch_size_count{model="silero-vad"}'] >= 1
+    assert lines['speechfleet_queue_wait_seconds_count{model="silero-vad"}'] >= 3
+    assert lines['speechfleet_inference_seconds_bucket{le="+Inf",model="silero-vad"}'] >= 3
+    # VAD on 11 s of audio takes well under its duration: the real-time factor is small
+    assert 0 < lines['speechfleet_real_time_factor_sum{model="silero-vad"}'] / \
+        lines['speechfleet_real_time_factor_count{model="silero-vad"}'] < 0.5

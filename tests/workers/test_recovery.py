@@ -10,6 +10,7 @@ from celery import Celery
 
 from tests.fleet import create_job, fixture_audio
 from workers.jobs import PENDING_KEY, job_key
+from workers.priorities import queue_keys
 from workers.recovery import UNACKED_KEY, LostJobSweeper
 
 
@@ -42,7 +43,8 @@ def test_sweeper_resends_only_jobs_with_no_message(private_redis, celery_for):
     sweeper = LostJobSweeper(client, celery_for, "w1", quiet_after_s=30, interval_s=1)
     assert sweeper.sweep() == ["lost"]
     assert client.hget(job_key("lost"), "resent") == "1"
-    queued = [json.loads(raw)["headers"]["id"] for raw in client.lrange("model.sweep-test", 0, -1)]
+    queued = [json.loads(raw)["headers"]["id"]
+              for key in queue_keys("model.sweep-test") for raw in client.lrange(key, 0, -1)]
     assert sorted(queued) == ["in-queue", "lost"]
     assert client.zscore(PENDING_KEY, "done") is None  # finished jobs leave the watch list
     assert client.zscore(PENDING_KEY, "lost") > time.time() - 5  # and resent ones are quiet from now

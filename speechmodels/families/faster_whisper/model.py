@@ -92,6 +92,9 @@ class FasterWhisper(SpeechModel):
     def languages(self) -> list[str]:
         return list(self.whisper.supported_languages) if self.multilingual else ["en"]
 
+    def input_seconds(self, item: _Item) -> float:
+        return item.duration
+
     def warmup_request(self) -> dict:
         return {"audio": audio.synthetic_clip(2.0), "task": "transcribe", "word_timestamps": True}
 

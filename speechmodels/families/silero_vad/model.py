@@ -61,6 +61,9 @@ class SileroVAD(SpeechModel):
         params = validate_params(VADParams, request)
         return _Item(audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds")), params)
 
+    def input_seconds(self, item: _Item) -> float:
+        return len(item.samples) / SAMPLE_RATE
+
     def warmup_request(self) -> dict:
         return {"audio": audio.synthetic_clip(1.0), "get_timestamps": True}
 
