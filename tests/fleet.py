@@ -100,6 +100,18 @@ class Fleet:
             time.sleep(0.3)
         raise TimeoutError(f"fleet not ready: {last.text if last else 'API not answering'}")
 
+    def wait_ready_for(self, model: str, timeout_s: float = 120) -> None:
+        """Until /ready reports a live consumer for ``model`` (other models may have none)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/ready", timeout=2).json().get("models", {}).get(model):
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"no live consumer for {model}")
+
     def kill_worker(self, models: str) -> None:
         process = self.workers[models]
         process.send_signal(signal.SIGKILL)

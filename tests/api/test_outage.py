@@ -62,3 +62,21 @@ def test_redis_down_is_a_fast_503_and_the_api_recovers(api_without_workers):
         assert response.status_code == 503 and response.json()["reason"] == "no_worker"  # Redis answers again
     finally:
         revived.stop()
+
+
+def test_the_fleet_recovers_by_itself_when_redis_returns(api_without_workers):
+    fleet, redis_server = api_without_workers
+    fleet.start_worker("silero-vad")
+    fleet.wait_ready_for("silero-vad")
+    assert timed_post(fleet)[0].status_code == 200
+    port = redis_server.port
+    redis_server.stop()
+    assert timed_post(fleet)[0].status_code == 503
+    time.sleep(2)  # the worker and the API both see the broker gone
+    revived = EmbeddedRedis(port=port).start()  # an empty Redis: workers must re-announce themselves
+    try:
+        fleet.wait_ready_for("silero-vad", timeout_s=60)
+        response, _ = timed_post(fleet)
+        assert response.status_code == 200 and response.json()["speech_activity"] is True
+    finally:
+        revived.stop()
