@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install --quiet --upgrade pip
 	# the CPU wheel, first: a looser torch requirement would pull the CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	# tts: piper-tts is GPL-3.0+, an optional extra that the default config uses
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,tts]'
 	# resemblyzer only carries the GE2E weights we load; its metadata asks for the sdist-only
 	# `webrtcvad` (which needs pkg_resources), so it goes in without deps: webrtcvad-wheels
 	# and librosa come from our own dependencies

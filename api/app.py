@@ -14,7 +14,7 @@ from api.dispatch import JobDispatcher
 from api.errors import install_error_handlers
 from api.jobs import AsyncJobStore, JobEvents
 from api.middleware import BodySizeLimit, RequestId
-from api.routes import embed, health, jobs, metrics, models, transcriptions, vad
+from api.routes import embed, health, jobs, metrics, models, speech, transcriptions, vad
 from speechmodels import load_model_configs
 from workers.settings import Settings, get_settings
 
@@ -27,11 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         from workers.celery_app import app as celery_app
 
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True,
-                                         socket_timeout=settings.redis_timeout_s,
-                                         socket_connect_timeout=settings.redis_timeout_s,
-                                         health_check_interval=10)
-        store = AsyncJobStore(client, settings.job_ttl_s)
+        connection = {"socket_timeout": settings.redis_timeout_s, "socket_connect_timeout": settings.redis_timeout_s,
+                      "health_check_interval": 10}
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, **connection)
+        binary = aioredis.Redis.from_url(settings.redis_url, **connection)  # audio results are bytes
+        store = AsyncJobStore(client, settings.job_ttl_s, binary)
         events = JobEvents(client)
         events.start()
         app.state.redis = client
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await events.stop()
             await client.aclose()
+            await binary.aclose()
 
     app = FastAPI(
         title="speechfleet",
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (vad, embed, transcriptions, models, jobs, health, metrics):
+    for module in (vad, embed, transcriptions, speech, models, jobs, health, metrics):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessControl, api_keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute)

@@ -67,6 +67,18 @@ class JobDispatcher:
         self._events = events
         self._settings = settings
 
+    @property
+    def store(self) -> AsyncJobStore:
+        return self._store
+
+    @property
+    def events(self) -> JobEvents:
+        return self._events
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     async def live_consumers(self, model_name: str) -> int:
         now = time.time()
         return await self._client.zcount(consumers_key(model_name), now - self._settings.heartbeat_ttl_s, "+inf")
@@ -80,7 +92,7 @@ class JobDispatcher:
 
     async def submit(self, model: ModelConfig, capability: str, payload: dict[str, Any],
                      preference: Preference, render: dict | None = None,
-                     callback_url: str | None = None) -> JobRecord:
+                     callback_url: str | None = None, parts: int = 0) -> JobRecord:
         """Queue the job; returns its record once finished, or at once when async was asked.
 
         Raises 503 when no worker serves the model, 504 when a synchronous wait runs out.
@@ -93,12 +105,12 @@ class JobDispatcher:
         deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
         record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
                            created_at=created, render=render, priority=preference.priority, deadline_at=deadline_at,
-                           callback_url=callback_url)
+                           callback_url=callback_url, parts=parts)
         await self._store.create(record, payload)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
             await to_thread.run_sync(partial(send_job, self._celery, record.id, model.name, capability,
-                                             priority=preference.priority))
+                                             priority=preference.priority, parts=parts))
         except BaseException:  # the send failed, or the client went away mid-send
             if waiter is not None:
                 self._events.unregister(record.id, waiter)
@@ -149,12 +161,17 @@ class JobDispatcher:
             self._events.unregister(job_id, waiter)
 
 
-def finished_job_body(record: JobRecord) -> dict[str, Any] | Response:
+async def finished_job_body(record: JobRecord, store: AsyncJobStore) -> dict[str, Any] | Response:
     """The body a synchronous request gets for a finished job (also ``GET /v1/jobs/{id}/result``)."""
     if record.status == "succeeded":
         renderer = RENDERERS.get(record.capability)
         if renderer is not None and record.render is not None:
-            return renderer(record)
+            # a result with a binary side (audio) keeps it beside the record
+            data = await store.output(record.id) if (record.result or {}).get("bytes") is not None else None
+            if data is None and (record.result or {}).get("bytes") is not None:
+                raise APIError(410, f"the audio of job {record.id} has expired", reason="result_expired",
+                               job_id=record.id)
+            return renderer(record, data)
         return {"id": record.id, "model": record.model, "created": int(record.created_at), **(record.result or {})}
     if record.status == "failed" and record.error is not None:
         error = record.error

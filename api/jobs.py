@@ -18,12 +18,15 @@ from workers.jobs import (
     encode_input,
     input_key,
     job_key,
+    output_key,
+    part_key,
 )
 
 
 class AsyncJobStore:
-    def __init__(self, client: aioredis.Redis, ttl_s: int):
-        self._client = client
+    def __init__(self, client: aioredis.Redis, ttl_s: int, binary: aioredis.Redis | None = None):
+        self._client = client  # decode_responses=True: records are text
+        self._binary = binary or client  # outputs are bytes
         self._ttl_s = ttl_s
         self._cancel = client.register_script(CANCEL_SCRIPT)
 
@@ -43,6 +46,14 @@ class AsyncJobStore:
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self._client.hgetall(job_key(job_id))
         return JobRecord.from_hash(raw) if raw else None
+
+    async def output(self, job_id: str) -> bytes | None:
+        """A finished job's binary result (audio)."""
+        return await self._binary.get(output_key(job_id))
+
+    async def part(self, job_id: str, part: int) -> bytes | None:
+        """One finished part's output, for streams."""
+        return await self._binary.get(part_key(job_id, part))
 
     async def cancel(self, job_id: str) -> str:
         """Cancel a queued job; returns the status found ('cancelled' when it worked)."""

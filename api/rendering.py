@@ -7,10 +7,13 @@ from collections.abc import Callable
 
 from fastapi import Response
 
+from api.speech_rendering import render_speech
 from api.transcripts import render_transcription
-from speechmodels.registry import TRANSCRIPTION
+from speechmodels.registry import SPEECH_SYNTHESIS, TRANSCRIPTION
 from workers.jobs import JobRecord
 
-RENDERERS: dict[str, Callable[[JobRecord], Response]] = {
+# (record, its binary result if it has one) -> the response
+RENDERERS: dict[str, Callable[[JobRecord, bytes | None], Response]] = {
     TRANSCRIPTION: render_transcription,
+    SPEECH_SYNTHESIS: render_speech,
 }

@@ -45,7 +45,7 @@ def _verbose(record: JobRecord, result: dict[str, Any], granularities: list[str]
     return body
 
 
-def render_transcription(record: JobRecord) -> Response:
+def render_transcription(record: JobRecord, data: bytes | None = None) -> Response:
     result, render = record.result, record.render or {}
     if render.get("dialect") == "hse":
         body = {"id": record.id, "model": record.model, "created": int(record.created_at), "text": result["text"],

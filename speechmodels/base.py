@@ -74,6 +74,19 @@ class SpeechModel(ABC):
         """Seconds of audio in a prepared item, when the family knows (for real-time factors)."""
         return None
 
+    def audio_seconds(self, item: Any, output: Any) -> float | None:
+        """Seconds of audio an item's real-time factor is measured against: its input, or for
+        a synthesiser its output."""
+        return self.input_seconds(item)
+
+    def languages(self) -> dict[str, list[str]] | None:
+        """Languages the model speaks, each with its voices, for model listings (synthesisers)."""
+        return None
+
+    def voices(self) -> list[str]:
+        """Every voice name a request may ask for (listed names plus accepted aliases)."""
+        return []
+
     def warmup_request(self) -> Mapping[str, Any] | None:
         """A request that runs the whole path once at load time, so lazy imports, JIT
         compilation and caches are paid before the first user waits on them."""

@@ -17,6 +17,7 @@ from speechmodels.config import ModelConfig
 VAD = "vad"
 SPEAKER_EMBEDDING = "embed"
 TRANSCRIPTION = "stt"  # transcription and, on multilingual models, translation
+SPEECH_SYNTHESIS = "tts"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
     ),
     "FasterWhisper": ModelFamily(
         "speechmodels.families.faster_whisper:FasterWhisper", frozenset({TRANSCRIPTION, VAD})
+    ),
+    "PiperSynthesizer": ModelFamily("speechmodels.families.piper:PiperSynthesizer", frozenset({SPEECH_SYNTHESIS})),
+    "KittenTTSSynthesizer": ModelFamily(
+        "speechmodels.families.kittentts:KittenTTSSynthesizer", frozenset({SPEECH_SYNTHESIS})
     ),
 }
 

@@ -73,9 +73,10 @@ class Fleet:
         return subprocess.Popen([sys.executable, "-m", "speechfleet.cli", *args], env=self.env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def start_worker(self, models: str) -> subprocess.Popen:
-        self.workers[models] = self._cli("worker", "--models", models, "--loglevel", "WARNING")
-        return self.workers[models]
+    def start_worker(self, models: str, name: str | None = None) -> subprocess.Popen:
+        """A worker process for ``models`` (comma-separated), known as ``name`` (default: models)."""
+        self.workers[name or models] = self._cli("worker", "--models", models, "--loglevel", "WARNING")
+        return self.workers[name or models]
 
     def start_webhook_worker(self) -> subprocess.Popen:
         self.workers["webhooks"] = self._cli("worker", "--webhooks", "--loglevel", "WARNING")

@@ -23,6 +23,8 @@ import redis
 
 KEY_PREFIX = "speechfleet:job:"
 INPUT_PREFIX = "speechfleet:job-input:"
+PART_PREFIX = "speechfleet:job-part:"  # a part step's output (binary), read by the join step and streams
+OUTPUT_PREFIX = "speechfleet:job-output:"  # a job's binary result (audio), beside its JSON result
 #: jobs not yet finished, scored by their last sign of progress (sent, started); the lost-job
 #: sweeper (workers/recovery.py) looks here for jobs that went quiet
 PENDING_KEY = "speechfleet:jobs:pending"
@@ -63,6 +65,17 @@ redis.call('PUBLISH', ARGV[9], ARGV[8])
 return ARGV[2]
 """
 
+# a part step finished (its output is stored); the job runs on. KEYS: job, pending; ARGV: now,
+# step field, step json, job id, channel. The PUBLISH wakes streams waiting for parts.
+STEP_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return status or 'missing' end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[4])
+return status
+"""
+
 # KEYS: job, pending, input; ARGV: now, job id, channel
 CANCEL_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -83,6 +96,21 @@ def input_key(job_id: str) -> str:
     """The job's input (msgpack), kept out of the Celery message so messages stay small and a
     lost message can be sent again from the record alone."""
     return INPUT_PREFIX + job_id
+
+
+def part_key(job_id: str, part: int) -> str:
+    return f"{PART_PREFIX}{job_id}:{part}"
+
+
+def output_key(job_id: str) -> str:
+    return OUTPUT_PREFIX + job_id
+
+
+def part_request(payload: dict, part: int) -> dict:
+    """The request of one part of a job split into parts: the shared fields plus the part's own
+    (``payload["parts"][part]``, e.g. one sentence of a long text)."""
+    shared = {key: value for key, value in payload.items() if key != "parts"}
+    return {**shared, **payload["parts"][part]}
 
 
 def encode_input(payload: dict) -> bytes:
@@ -133,6 +161,9 @@ class JobRecord:
     deadline_at: float | None = None  # dropped, not run, if still queued then
     callback_url: str | None = None
     webhook_attempts: list[dict] = field(default_factory=list)
+    #: a job split into parts runs them as a chord: steps 0..parts-1 in parallel, then a join
+    #: step (``parts``) that assembles their outputs; 0 means one step
+    parts: int = 0
 
     @property
     def finished(self) -> bool:
@@ -156,6 +187,7 @@ class JobRecord:
             callback_url=raw.get("callback_url"),
             webhook_attempts=[json.loads(raw[name]) for name in sorted(
                 (k for k in raw if k.startswith("webhook.")), key=lambda k: int(k.partition(".")[2]))],
+            parts=int(raw.get("parts", 0)),
         )
 
     def initial_hash(self) -> dict[str, str]:
@@ -168,6 +200,8 @@ class JobRecord:
             fields["callback_url"] = self.callback_url
         if self.render is not None:
             fields["render"] = json.dumps(self.render)
+        if self.parts:
+            fields["parts"] = str(self.parts)
         return fields
 
 
@@ -180,6 +214,7 @@ class WorkerJobStore:
         self._ttl_s = ttl_s
         self._start = self._client.register_script(START_SCRIPT)
         self._finish = self._client.register_script(FINISH_SCRIPT)
+        self._step = self._client.register_script(STEP_SCRIPT)
 
     def start(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None]:
         """Mark the job running. Returns the status found ('running' means go ahead) and,
@@ -191,6 +226,21 @@ class WorkerJobStore:
     def input(self, job_id: str) -> dict | None:
         raw = self._binary.get(input_key(job_id))
         return decode_input(raw) if raw is not None else None
+
+    def has_part(self, job_id: str, part: int) -> bool:
+        return bool(self._binary.exists(part_key(job_id, part)))
+
+    def part(self, job_id: str, part: int) -> bytes | None:
+        return self._binary.get(part_key(job_id, part))
+
+    def finish_part(self, job_id: str, part: int, step_info: dict, data: bytes) -> str:
+        """Store a part's output, then record its step (which wakes streams waiting for it)."""
+        self._binary.set(part_key(job_id, part), data, ex=self._ttl_s)
+        return self._step(keys=[job_key(job_id), PENDING_KEY],
+                          args=[repr(time.time()), step_field(part), json.dumps(step_info), job_id, EVENTS_CHANNEL])
+
+    def put_output(self, job_id: str, data: bytes) -> None:
+        self._binary.set(output_key(job_id), data, ex=self._ttl_s)
 
     def has_callback(self, job_id: str) -> bool:
         return bool(self._client.hexists(job_key(job_id), "callback_url"))

@@ -7,6 +7,7 @@ call, and a SIGKILLed worker drops out by itself after ``heartbeat_ttl_s``.
 
 from __future__ import annotations
 
+import json
 import time
 
 import redis
@@ -14,10 +15,21 @@ import redis
 from workers.periodic import Periodic
 
 KEY_PREFIX = "speechfleet:consumers:"
+CARD_PREFIX = "speechfleet:model-card:"
 
 
 def consumers_key(model_name: str) -> str:
     return KEY_PREFIX + model_name
+
+
+def card_key(model_name: str) -> str:
+    """What a loaded model says about itself (languages, voices), for listings and early
+    validation in the API, which never loads models."""
+    return CARD_PREFIX + model_name
+
+
+def publish_card(client: redis.Redis, model_name: str, languages: dict[str, list[str]], voices: list[str]) -> None:
+    client.set(card_key(model_name), json.dumps({"languages": languages, "voices": voices}))
 
 
 class Heartbeat:

@@ -56,10 +56,12 @@ class WorkerMetrics:
             observe(pipe, "batch_size", model, size)
             pipe.execute()
 
-    def job(self, model: str, outcome: str, queue_wait_s: float | None = None, inference_s: float | None = None,
+    def job(self, model: str, outcome: str | None, queue_wait_s: float | None = None, inference_s: float | None = None,
             real_time_factor: float | None = None) -> None:
+        """A job's end (``outcome``; None for a part of a job, which is timed but not counted)."""
         with self._client.pipeline(transaction=False) as pipe:
-            count(pipe, "jobs", model, outcome)
+            if outcome is not None:
+                count(pipe, "jobs", model, outcome)
             for name, value in (("queue_wait_seconds", queue_wait_s), ("inference_seconds", inference_s),
                                 ("real_time_factor", real_time_factor)):
                 if value is not None and math.isfinite(value):

@@ -25,7 +25,7 @@ from celery import Celery
 from loguru import logger
 
 from speechmodels.config import queue_for
-from workers.celery_app import send_job
+from workers.celery_app import job_id_of_task, send_job
 from workers.jobs import PENDING_KEY, TERMINAL, job_key
 from workers.periodic import Periodic
 from workers.priorities import queue_keys
@@ -43,7 +43,8 @@ def _message_job_id(raw: str) -> str | None:
     if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
         message = message[0] if message else {}
     headers = message.get("headers") if isinstance(message, dict) else None
-    return headers.get("id") if isinstance(headers, dict) else None
+    task_id = headers.get("id") if isinstance(headers, dict) else None
+    return job_id_of_task(task_id) if isinstance(task_id, str) else None
 
 
 class LostJobSweeper:
@@ -74,21 +75,22 @@ class LostJobSweeper:
             return []
         candidates = {}
         for job_id in quiet:
-            status, model, capability, priority = self._client.hmget(
-                job_key(job_id), "status", "model", "capability", "priority")
+            status, model, capability, priority, parts = self._client.hmget(
+                job_key(job_id), "status", "model", "capability", "priority", "parts")
             if status is None or status in TERMINAL:
                 self._client.zrem(PENDING_KEY, job_id)  # finished or expired: nothing to watch
             else:
-                candidates[job_id] = (model, capability, priority or "normal")
+                candidates[job_id] = (model, capability, priority or "normal", int(parts or 0))
         if not candidates:
             return []
-        present = self._message_ids({model for model, _, _ in candidates.values()})
+        present = self._message_ids({model for model, *_ in candidates.values()})
         resent = []
-        for job_id, (model, capability, priority) in candidates.items():
+        for job_id, (model, capability, priority, parts) in candidates.items():
             if job_id not in present:  # neither waiting its turn nor held (unacked) by a worker
                 logger.warning("job {} for {} has no message anywhere; sending it again", job_id, model)
                 # a failed send leaves the job quiet: the next sweep retries it
-                send_job(self._celery, job_id, model, capability, priority=priority)
+                # a chord goes again whole: parts already done return at once, the rest run
+                send_job(self._celery, job_id, model, capability, priority=priority, parts=parts)
                 self._count_resend(keys=[job_key(job_id)])
                 resent.append(job_id)
             self._client.zadd(PENDING_KEY, {job_id: now})  # quiet again from now on

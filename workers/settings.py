@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # input bounds
     max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_audio_seconds: float = Field(default=600.0, gt=0)
+    max_speech_chars: int = Field(default=4096, ge=1, description="longest text /v1/audio/speech accepts")
 
     # fleet
     visibility_timeout_s: int = Field(

@@ -13,9 +13,10 @@ from loguru import logger
 
 from speechmodels import InputError
 from workers import runtime
+from workers.assembly import PART_CODECS
 from workers.batcher import BatcherClosed
-from workers.celery_app import INFER_TASK, app
-from workers.jobs import RUNNING, TERMINAL, JobError, WorkerJobStore
+from workers.celery_app import INFER_TASK, JOIN_TASK, app
+from workers.jobs import RUNNING, TERMINAL, JobError, WorkerJobStore, part_request
 from workers.metrics import WorkerMetrics
 from workers.settings import get_settings
 from workers.webhooks import enqueue_delivery
@@ -39,35 +40,31 @@ class JobFailed(Exception):
 
 
 @app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
-def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0):
+def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0, part: int | None = None):
+    """Run a job (or, with ``part``, one part of a job split into parts) through the model's
+    micro-batcher. A whole job ends here; a part stores its output for the join step."""
     served = runtime.SERVED.get(model_name)
     if served is None:
         # misrouted (a worker that does not hold this model): put it back for one that does
         raise Reject(f"model {model_name!r} is not served by this worker", requeue=True)
     store = job_store()
-    started = time.time()
-    info = {"name": model_name, "model": model_name, "queue": served.config.queue, "status": RUNNING,
-            "worker": self.request.hostname or socket.gethostname(), "started_at": started}
-    status, created_at = store.start(job_id, step, info)
-    if status == "expired":
-        _fail(store, job_id, step, info, JobError("the job's deadline passed before a worker could start it",
-                                                  reason="deadline_exceeded", status=504))
+    if part is not None and store.has_part(job_id, part):
+        return part  # done by an earlier delivery of this part (a resent chord)
+    info = _begin(self, store, job_id, step, model_name, served.config.queue, name=_step_name(model_name, part))
+    if info is None:
         return None
-    if status != RUNNING:
-        logger.info("job {} is {}; skipping", job_id, status)  # cancelled, finished by an earlier delivery, expired
-        return None
-    info["queue_wait_ms"] = round((started - created_at) * 1000, 2)
     settings = get_settings()
     try:
         payload = store.input(job_id)
         if payload is None:
             raise LookupError("the job's input has expired")
+        request = part_request(payload, part) if part is not None else payload
         # enforced here, on the decoded audio, whatever the API's header probe believed
-        payload["max_audio_seconds"] = settings.max_audio_seconds
-        item = served.model.prepare(payload)
+        request["max_audio_seconds"] = settings.max_audio_seconds
+        item = served.model.prepare(request)
         # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
         output, stats = served.batcher.submit(item).result(timeout=settings.visibility_timeout_s)
-        result = encode_output(capability, output)
+        stored = PART_CODECS[capability].pack(output) if part is not None else encode_output(capability, output)
     except BatcherClosed:
         # the worker is shutting down: the job goes back to the queue for another worker
         raise Reject(f"worker shutting down before job {job_id} ran", requeue=True) from None
@@ -82,12 +79,66 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
         raise JobFailed(error.message) from None
     info.update(status="succeeded", finished_at=time.time(), batch_size=stats.batch_size,
                 batch_wait_ms=round(stats.batch_wait_ms, 2), inference_ms=round(stats.inference_ms, 2))
-    ended = store.succeed(job_id, step, info, result)
-    _notify(store, job_id, ended)
-    audio_s = served.model.input_seconds(item)
+    audio_s = served.model.audio_seconds(item, output)
     rtf = stats.inference_ms / 1000 / stats.batch_size / audio_s if audio_s else None
+    if part is not None:
+        store.finish_part(job_id, part, info, stored)
+        metrics().job(model_name, None, info["queue_wait_ms"] / 1000, stats.inference_ms / 1000, rtf)
+        return part
+    _notify(store, job_id, store.succeed(job_id, step, info, stored))
     metrics().job(model_name, "succeeded", info["queue_wait_ms"] / 1000, stats.inference_ms / 1000, rtf)
-    return result
+    return stored
+
+
+@app.task(name=JOIN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
+def join_parts(self: Task, job_id: str, model_name: str, capability: str, step: int):
+    """The chord's last step: assemble every part's output into the job's result, and end it."""
+    store = job_store()
+    served = runtime.SERVED.get(model_name)
+    info = _begin(self, store, job_id, step, model_name, served.config.queue if served else "", name="join")
+    if info is None:
+        return None
+    codec = PART_CODECS[capability]
+    try:
+        payload = store.input(job_id)
+        stored = [store.part(job_id, part) for part in range(step)]
+        if payload is None or any(data is None for data in stored):
+            raise LookupError("the job's input or a part's output has expired")
+        assembled = codec.assemble([codec.unpack(data) for data in stored], payload)
+        store.put_output(job_id, assembled.data)
+    except Exception as exc:
+        logger.exception("joining the parts of job {} failed", job_id)
+        error = JobError(f"assembling the result failed: {exc.__class__.__name__}: {exc}", reason="join_error",
+                         status=500)
+        _fail(store, job_id, step, info, error)
+        raise JobFailed(error.message) from None
+    info.update(status="succeeded", finished_at=time.time())
+    _notify(store, job_id, store.succeed(job_id, step, info, assembled.result))
+    metrics().job(model_name, "succeeded")
+    return None
+
+
+def _step_name(model_name: str, part: int | None) -> str:
+    return model_name if part is None else f"{model_name}[{part}]"
+
+
+def _begin(task: Task, store: WorkerJobStore, job_id: str, step: int, model_name: str, queue: str,
+           name: str) -> dict | None:
+    """Mark the job's step running; None when the step must not run (the job was cancelled,
+    ended by an earlier delivery, or its deadline passed: then it is failed here)."""
+    started = time.time()
+    info = {"name": name, "model": model_name, "queue": queue, "status": RUNNING,
+            "worker": task.request.hostname or socket.gethostname(), "started_at": started}
+    status, created_at = store.start(job_id, step, info)
+    if status == "expired":
+        _fail(store, job_id, step, info, JobError("the job's deadline passed before a worker could start it",
+                                                  reason="deadline_exceeded", status=504))
+        return None
+    if status != RUNNING:
+        logger.info("job {} is {}; skipping step {}", job_id, status, step)
+        return None
+    info["queue_wait_ms"] = round((started - created_at) * 1000, 2)
+    return info
 
 
 def _fail(store: WorkerJobStore, job_id: str, step: int, info: dict, error: JobError) -> None:

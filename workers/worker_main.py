@@ -13,7 +13,7 @@ from loguru import logger
 from speechmodels import ModelConfig, load_model
 from workers import runtime
 from workers.batcher import MicroBatcher
-from workers.liveness import Heartbeat
+from workers.liveness import Heartbeat, publish_card
 from workers.metrics import WorkerMetrics
 from workers.recovery import LostJobSweeper
 from workers.settings import Settings
@@ -35,6 +35,9 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
                                max_wait_ms=config.max_wait_ms, name=config.name,
                                on_batch=lambda stats, name=config.name: fleet_metrics.batch(name, stats.batch_size))
         runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)
+        languages = model.languages()
+        if languages is not None:
+            publish_card(redis.Redis.from_url(settings.redis_url), config.name, languages, model.voices())
         logger.info("loaded {} ({}) on {} in {:.2f}s; batches of up to {}, {} ms wait", config.name,
                     config.model_type, model.device, time.perf_counter() - started, config.max_batch_size, config.max_wait_ms)
 

@@ -32,7 +32,7 @@ async def get_job(job_id: str, store: JobStoreDep) -> JobView:
             description="The body the synchronous request would have returned; the job's own error if it failed; "
                         "409 while it is queued or running, or if it was cancelled.")
 async def get_job_result(job_id: str, store: JobStoreDep) -> dict:
-    return finished_job_body(await _existing(store, job_id))
+    return await finished_job_body(await _existing(store, job_id), store)
 
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobView, responses=_ERRORS,

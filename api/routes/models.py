@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+
+from fastapi import APIRouter, Request
 
 from api.catalog import ModelCatalog
 from api.deps import CatalogDep
 from api.protocol import LanguageOptions, ModelCard, ModelList, VoiceOptions
 from speechmodels import ModelConfig
-from speechmodels.registry import SPEAKER_EMBEDDING, TRANSCRIPTION, VAD
+from speechmodels.registry import SPEAKER_EMBEDDING, SPEECH_SYNTHESIS, TRANSCRIPTION, VAD
+from workers.liveness import card_key
 
 router = APIRouter(tags=["models"])
 
@@ -17,24 +20,39 @@ CAPABILITY_LISTINGS = {
     VAD: "/v1/audio/vad/models",
     SPEAKER_EMBEDDING: "/v1/embed/models",
     TRANSCRIPTION: "/v1/audio/transcriptions/models",
+    SPEECH_SYNTHESIS: "/v1/audio/speech/models",
 }
 
 
-def model_card(catalog: ModelCatalog, config: ModelConfig) -> ModelCard:
-    voices = [VoiceOptions(voice=voice) for voice in config.voices or []]
-    languages = [LanguageOptions(language=config.language or "default", voices=voices)] if config.language or voices else []
+def model_card(catalog: ModelCatalog, config: ModelConfig, published: dict | None) -> ModelCard:
+    """A model's card: languages and voices as its loaded workers published them, else as
+    its config lists them."""
+    if published and published.get("languages"):
+        languages = [LanguageOptions(language=language, voices=[VoiceOptions(voice=voice) for voice in voices])
+                     for language, voices in published["languages"].items()]
+    else:
+        voices = [VoiceOptions(voice=voice) for voice in config.voices or []]
+        languages = [LanguageOptions(language=config.language or "default", voices=voices)] \
+            if config.language or voices else []
     return ModelCard(id=config.name, created=catalog.created, root=config.model, languages=languages,
                      model_type=config.model_type, capabilities=sorted(catalog.capabilities[config.name]))
 
 
+async def model_cards(request: Request, catalog: ModelCatalog, capability: str | None = None) -> ModelList:
+    configs = catalog.serving(capability)
+    raw = await request.app.state.redis.mget([card_key(config.name) for config in configs]) if configs else []
+    return ModelList(data=[model_card(catalog, config, json.loads(card) if card else None)
+                           for config, card in zip(configs, raw)])
+
+
 @router.get("/v1/models", response_model=ModelList)
-async def list_models(catalog: CatalogDep) -> ModelList:
-    return ModelList(data=[model_card(catalog, config) for config in catalog.serving()])
+async def list_models(request: Request, catalog: CatalogDep) -> ModelList:
+    return await model_cards(request, catalog)
 
 
 def _listing(capability: str):
-    async def list_capability_models(catalog: CatalogDep) -> ModelList:
-        return ModelList(data=[model_card(catalog, config) for config in catalog.serving(capability)])
+    async def list_capability_models(request: Request, catalog: CatalogDep) -> ModelList:
+        return await model_cards(request, catalog, capability)
 
     return list_capability_models
 

@@ -17,6 +17,7 @@ import numpy as np
 from speechmodels import audio
 from speechmodels.base import SpeechModel, validate_params
 from speechmodels.config import ModelConfig
+from speechmodels.onnx import open_session
 from speechmodels.families.silero_vad.segments import SegmentRules, speech_segments
 from speechmodels.vad import VADParams, VoiceActivity
 from speechmodels.weights import find_file, resolve_weights
@@ -42,19 +43,12 @@ class SileroVAD(SpeechModel):
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> SileroVAD:
-        import onnxruntime
-
         device = device or config.device_config.device
         root = resolve_weights(config.model, config.revision)
         # package layout: silero_vad/data/silero_vad.onnx; HF layouts keep it under files/ or onnx/
         onnx_file = find_file(root, "silero_vad.onnx", "data/silero_vad.onnx", "files/silero_vad.onnx",
                               "onnx/silero_vad.onnx", pattern="silero_vad.onnx")
-        options = onnxruntime.SessionOptions()
-        # small sequential graph: one thread per session is fastest; batching supplies the width
-        options.intra_op_num_threads = int(config.options.get("intra_op_threads", 1))
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(str(onnx_file), sess_options=options, providers=_providers(device))
+        session = open_session(onnx_file, config, device)
         return cls(config, device, session)
 
     def prepare(self, request: Mapping[str, Any]) -> _Item:
@@ -113,14 +107,5 @@ class SileroVAD(SpeechModel):
             # HSE (and Silero) round seconds to one decimal
             return VoiceActivity(bool(segments), [(round(s / SAMPLE_RATE, 1), round(e / SAMPLE_RATE, 1)) for s, e in segments])
         return VoiceActivity(bool(segments), [(int(s), int(e)) for s, e in segments])
-
-
-def _providers(device: str) -> list:
-    if device.startswith("cuda"):
-        _, _, index = device.partition(":")
-        return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
-    if device != "cpu":
-        raise ValueError(f"unsupported device {device!r} (use cpu or cuda:N)")
-    return ["CPUExecutionProvider"]
 
 

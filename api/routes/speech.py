@@ -1,0 +1,136 @@
+"""POST /v1/audio/speech: HSE's TextToSpeechRequest (JSON envelope with base64 audio) and
+OpenAI's speech call (raw audio bytes), on one path.
+
+Text is cut into sentences here; the job runs them as a chord across the model's workers
+and joins them (``workers.assembly``), or streams them as they finish (``api.speech_stream``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
+from api.errors import APIError
+from api.protocol import CallbackOption
+from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
+from api.speech_stream import stream_speech
+from speechmodels.encoding import AUDIO_FORMATS
+from speechmodels.registry import SPEECH_SYNTHESIS
+from speechmodels.tts import split_sentences
+from workers.liveness import card_key
+
+router = APIRouter(tags=["text to speech"])
+
+AudioFormatName = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+# OpenAI's built-in voice names: an OpenAI client always sends one, so they mean "the model's
+# default voice" rather than an error
+OPENAI_STOCK_VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
+                                 "shimmer", "verse", "marin", "cedar"})
+HSE_ONLY_FIELDS = ("mode", "language", "generation_options", "output_options", "input_audio", "input_embedding",
+                   "input_vad_data", "post_generation_filters")
+
+
+class GenerationOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    speed: float | None = Field(default=None, ge=0.25, le=4.0)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    pitch: float | None = None
+    energy: float | None = None
+
+
+class OutputOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format: AudioFormatName | None = Field(default=None, description="wav when unset")
+    sample_rate: int | None = Field(default=None, ge=8_000, le=48_000, description="the model's own when unset")
+    stream: bool = Field(default=False, description="chunked audio as each sentence is ready")
+
+
+class SpeechRequest(CallbackOption):
+    model: str
+    input: str = Field(max_length=1_000_000, description="the text; the configured maximum applies")
+    voice: str | None = Field(default=None, max_length=128)
+    # HSE
+    mode: Literal["single_speaker_tts", "multi_speaker_tts", "voice_cloning"] | None = None
+    language: str | None = Field(default=None, max_length=32)
+    input_audio: str | None = Field(default=None, description="reference audio for voice cloning (toolchains)")
+    input_embedding: str | None = None
+    input_vad_data: str | None = None
+    generation_options: GenerationOptions | None = None
+    output_options: OutputOptions | None = None
+    post_generation_filters: list[dict] | None = None
+    # OpenAI
+    response_format: AudioFormatName | None = Field(default=None, description="mp3 when unset (OpenAI calls)")
+    speed: float | None = Field(default=None, ge=0.25, le=4.0)
+    stream_format: Literal["audio", "sse"] | None = None
+    instructions: str | None = Field(default=None, max_length=4096, description="accepted; these models ignore it")
+
+    @property
+    def hse_dialect(self) -> bool:
+        """HSE clients get HSE's JSON envelope; OpenAI calls (none of HSE's own fields) get bytes."""
+        return any(name in self.model_fields_set for name in HSE_ONLY_FIELDS)
+
+
+class SpeechResponse(BaseModel):
+    id: str
+    model: str
+    created: int
+    data: str = Field(description="base64 of the audio file")
+
+
+_AUDIO_RESPONSES = {200: {"content": {fmt.content_type: {} for fmt in AUDIO_FORMATS.values()},
+                          "model": SpeechResponse,
+                          "description": "raw audio (OpenAI calls) or HSE's JSON envelope with base64 audio"}}
+
+
+@router.post("/v1/audio/speech", response_model=SpeechResponse,
+             responses={**ERROR_RESPONSES, **ASYNC_RESPONSE, **_AUDIO_RESPONSES})
+async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep,
+                        settings: SettingsDep, preference: PreferenceDep):
+    model = catalog.require(body.model, SPEECH_SYNTHESIS, "text to speech")
+    text = body.input.strip()
+    if not text:
+        raise APIError(400, "input is empty: there is nothing to say", reason="empty_input", param="input")
+    if len(text) > settings.max_speech_chars:
+        raise APIError(400, f"input is {len(text)} characters; the limit is {settings.max_speech_chars}",
+                       reason="input_too_long", param="input")
+    if body.mode == "voice_cloning" or body.input_audio or body.input_embedding:
+        raise APIError(400, f"model '{model.name}' speaks with its own voices and cannot clone one",
+                       reason="unsupported_mode", param="mode")
+    if body.post_generation_filters:
+        raise APIError(400, "post_generation_filters: no audio filter models are configured",
+                       reason="unsupported_filter", param="post_generation_filters")
+    voice = await _checked_voice(request, model.name, body)
+    output = body.output_options or OutputOptions()
+    hse = body.hse_dialect
+    format_name = (output.format or "wav") if hse else (body.response_format or "mp3")
+    generation = body.generation_options or GenerationOptions()
+    sentences = split_sentences(text)
+    payload = {"voice": voice, "language": body.language, "speed": body.speed or generation.speed or 1.0,
+               "seed": generation.seed, "output": {"format": format_name, "sample_rate": output.sample_rate},
+               "parts": [{"text": sentence} for sentence in sentences]}
+    render = {"dialect": "hse" if hse else "openai"}
+    if body.stream_format or output.stream:
+        return await stream_speech(dispatcher, model, payload, preference, render,
+                                   sse=body.stream_format == "sse", callback_url=body.callback_url)
+    return await run_job(dispatcher, model, SPEECH_SYNTHESIS, payload, preference, render,
+                         callback_url=body.callback_url, parts=len(sentences))
+
+
+async def _checked_voice(request: Request, model_name: str, body: SpeechRequest) -> str | None:
+    """The voice to ask the model for; a 400 now for a voice the model's workers said they do
+    not have (without a published card, the worker checks)."""
+    voice = body.voice
+    if voice is None or (not body.hse_dialect and voice.lower() in OPENAI_STOCK_VOICES):
+        return None
+    raw = await request.app.state.redis.get(card_key(model_name))
+    known = json.loads(raw).get("voices") if raw else None
+    if known and voice not in known:
+        raise APIError(400, f"voice '{voice}' is not one of model '{model_name}''s voices: {sorted(known)}",
+                       reason="unknown_voice", param="voice")
+    return voice

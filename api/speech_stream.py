@@ -1,0 +1,149 @@
+"""Streaming speech: a speech job's sentences go out in order, each as soon as its part has
+finished, while later sentences are still being synthesised on other workers.
+
+``stream_format: "audio"`` (or HSE's ``output_options.stream``) sends chunked audio; ``"sse"``
+sends Server-Sent Events, ``speech.audio.delta`` with base64 audio then ``speech.audio.done``.
+The response starts only once the first sentence is ready, so a request that fails (an
+unknown voice, a text with nothing to pronounce) still gets its 4xx in the error envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+from fastapi.responses import StreamingResponse
+from loguru import logger
+
+from api.dispatch import JobDispatcher, Preference, finished_job_body
+from api.errors import APIError, error_body
+from speechmodels import ModelConfig
+from speechmodels.audio import resample
+from speechmodels.encoding import AUDIO_FORMATS, encode_audio, streaming_wav_header
+from speechmodels.registry import SPEECH_SYNTHESIS
+from speechmodels.tts import SynthesizedSpeech, fade_edges
+from workers.assembly import PART_CODECS, SENTENCE_PAUSE_MS
+
+STREAMABLE_FORMATS = ("pcm", "wav", "mp3", "aac")
+
+
+class PartReader:
+    """Waits for a job's parts in order: one pub/sub wake-up per finished part (the worker
+    publishes it), a re-read of the record to notice a failed job."""
+
+    def __init__(self, dispatcher: JobDispatcher, job_id: str, wait_s: float):
+        self._dispatcher = dispatcher
+        self._job_id = job_id
+        self._wait_s = wait_s
+
+    async def part(self, index: int) -> SynthesizedSpeech:
+        store, events = self._dispatcher.store, self._dispatcher.events
+        deadline = time.monotonic() + self._wait_s
+        while True:
+            waiter = events.register(self._job_id)
+            try:
+                data = await store.part(self._job_id, index)
+                if data is not None:
+                    return PART_CODECS[SPEECH_SYNTHESIS].unpack(data)
+                record = await store.get(self._job_id)
+                if record is None:
+                    raise APIError(500, f"job {self._job_id} vanished while running", reason="job_lost",
+                                   job_id=self._job_id)
+                if record.status in ("failed", "cancelled"):
+                    await finished_job_body(record, store)  # raises the job's own error
+                if record.status == "succeeded":
+                    raise APIError(410, f"sentence {index} of job {self._job_id} has expired", reason="result_expired",
+                                   job_id=self._job_id)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise APIError(504, f"sentence {index} of job {self._job_id} was not ready within "
+                                   f"{self._wait_s:g}s", reason="sync_wait_exceeded", job_id=self._job_id)
+                # the pub/sub wake-up is the fast path; a slow re-read covers a broken subscription
+                slice_s = min(remaining, 5.0 if events.connected.is_set() else 0.5)
+                try:
+                    await asyncio.wait_for(waiter, slice_s)
+                except asyncio.TimeoutError:
+                    pass
+            finally:
+                events.unregister(self._job_id, waiter)
+
+
+@dataclasses.dataclass
+class ChunkEncoder:
+    """Each sentence as a self-contained piece of the stream: faded at its edges (no clicks
+    at the seams), a pause before every sentence but the first, in the response format."""
+
+    format_name: str
+    sample_rate: int | None  # None: the model's own
+
+    def header(self, first: SynthesizedSpeech) -> bytes:
+        return streaming_wav_header(self.sample_rate or first.sample_rate) if self.format_name == "wav" else b""
+
+    def chunk(self, speech: SynthesizedSpeech, first: bool) -> bytes:
+        samples = fade_edges(speech.samples, speech.sample_rate)
+        if not first:
+            pause = np.zeros(int(speech.sample_rate * SENTENCE_PAUSE_MS / 1000), dtype=np.float32)
+            samples = np.concatenate([pause, samples])
+        rate = self.sample_rate or speech.sample_rate
+        samples = resample(samples, speech.sample_rate, rate)
+        # a wav stream is its header followed by raw 16-bit pcm
+        return encode_audio(samples, rate, "pcm" if self.format_name == "wav" else self.format_name)
+
+
+async def stream_speech(dispatcher: JobDispatcher, model: ModelConfig, payload: dict, preference: Preference,
+                        render: dict, sse: bool, callback_url: str | None) -> StreamingResponse:
+    output = payload["output"]
+    if output["format"] not in STREAMABLE_FORMATS:
+        raise APIError(400, f"{output['format']} cannot be streamed sentence by sentence; stream one of "
+                       f"{list(STREAMABLE_FORMATS)} or ask without streaming", reason="unsupported_stream_format",
+                       param="response_format")
+    parts = len(payload["parts"])
+    accepted = time.monotonic()
+    record = await dispatcher.submit(model, SPEECH_SYNTHESIS, payload, dataclasses.replace(preference, respond_async=True),
+                                     render, callback_url, parts=parts)
+    settings = dispatcher.settings
+    wait_s = min(settings.sync_wait_s if preference.wait_s is None else preference.wait_s, settings.max_sync_wait_s)
+    reader = PartReader(dispatcher, record.id, wait_s)
+    first = await reader.part(0)
+    logger.info("job {}: first audio after {:.3f}s ({} sentences)", record.id, time.monotonic() - accepted, parts)
+    encoder = ChunkEncoder(output["format"], output.get("sample_rate"))
+    headers = {"X-Job-Id": record.id, "Cache-Control": "no-store"}
+
+    async def sentences() -> AsyncIterator[tuple[bytes, float]]:
+        for index in range(parts):
+            speech = first if index == 0 else await reader.part(index)
+            data = encoder.chunk(speech, first=index == 0)
+            yield (encoder.header(first) + data if index == 0 else data), speech.seconds
+
+    async def audio_body() -> AsyncIterator[bytes]:
+        try:
+            async for data, _ in sentences():
+                yield data
+        except APIError as exc:  # the status line is gone: the stream just ends early
+            logger.warning("stream of job {} ended early: {}", record.id, exc.message)
+
+    async def sse_body() -> AsyncIterator[bytes]:
+        seconds = 0.0
+        try:
+            async for data, duration in sentences():
+                seconds += duration
+                yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+        except APIError as exc:
+            yield _event({"type": "error", "error": error_body(exc.status, exc.message, reason=exc.reason,
+                                                               param=exc.param, job_id=record.id)})
+            return
+        yield _event({"type": "speech.audio.done", "job_id": record.id, "sentences": parts,
+                      "audio_seconds": round(seconds, 3)})
+
+    if sse:
+        return StreamingResponse(sse_body(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(audio_body(), media_type=AUDIO_FORMATS[output["format"]].content_type, headers=headers)
+
+
+def _event(payload: dict) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()

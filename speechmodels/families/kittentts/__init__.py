@@ -1,0 +1,3 @@
+from speechmodels.families.kittentts.model import KittenTTSSynthesizer
+
+__all__ = ["KittenTTSSynthesizer"]

@@ -1,0 +1,3 @@
+from speechmodels.families.piper.model import PiperSynthesizer
+
+__all__ = ["PiperSynthesizer"]
