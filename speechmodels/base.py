@@ -79,7 +79,7 @@ class SpeechModel(ABC):
         a synthesiser its output."""
         return self.input_seconds(item)
 
-    def languages(self) -> dict[str, list[str]] | None:
+    def language_voices(self) -> dict[str, list[str]] | None:
         """Languages the model speaks, each with its voices, for model listings (synthesisers)."""
         return None
 

@@ -48,7 +48,7 @@ class PhonemeSynthesizer(SpeechModel):
     def synthesize(self, token_ids: np.ndarray, item: SynthesisItem) -> np.ndarray:
         """One model call: ids of one sentence -> float samples."""
 
-    def languages(self) -> dict[str, list[str]]:
+    def language_voices(self) -> dict[str, list[str]]:
         return {self.language_code: self.voices()}
 
     def prepare(self, request: Mapping[str, Any]) -> SynthesisItem:

@@ -46,7 +46,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 
 
-def split_sentences(text: str, max_chars: int = 300, min_chars: int = 24) -> list[str]:
+def split_sentences(text: str, max_chars: int = 300, min_chars: int = 16) -> list[str]:
     """Cut text into synthesis units: sentences, with very short ones merged into their
     neighbour (a unit per "Yes." wastes a model call and adds a pause) and very long ones
     cut at clauses, then at spaces, so no unit exceeds ``max_chars``."""

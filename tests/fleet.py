@@ -37,7 +37,8 @@ def fixture_audio(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def create_job(client, job_id: str, model: str, capability: str, payload: dict, age_s: float = 0.0) -> None:
+def create_job(client, job_id: str, model: str, capability: str, payload: dict, age_s: float = 0.0,
+               **fields) -> None:
     """A job as the API records it (record, input, pending entry) but with no Celery message:
     what a lost message leaves behind, or the start of a canvas the test sends itself."""
     import time
@@ -52,7 +53,7 @@ def create_job(client, job_id: str, model: str, capability: str, payload: dict, 
     )
 
     created = time.time() - age_s
-    record = JobRecord(id=job_id, model=model, capability=capability, status=QUEUED, created_at=created)
+    record = JobRecord(id=job_id, model=model, capability=capability, status=QUEUED, created_at=created, **fields)
     client.hset(job_key(job_id), mapping=record.initial_hash())
     client.set(input_key(job_id), encode_input(payload))
     client.zadd(PENDING_KEY, {job_id: created})

@@ -35,7 +35,7 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
                                max_wait_ms=config.max_wait_ms, name=config.name,
                                on_batch=lambda stats, name=config.name: fleet_metrics.batch(name, stats.batch_size))
         runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)
-        languages = model.languages()
+        languages = model.language_voices()
         if languages is not None:
             publish_card(redis.Redis.from_url(settings.redis_url), config.name, languages, model.voices())
         logger.info("loaded {} ({}) on {} in {:.2f}s; batches of up to {}, {} ms wait", config.name,

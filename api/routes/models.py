@@ -10,7 +10,12 @@ from api.catalog import ModelCatalog
 from api.deps import CatalogDep
 from api.protocol import LanguageOptions, ModelCard, ModelList, VoiceOptions
 from speechmodels import ModelConfig
-from speechmodels.registry import SPEAKER_EMBEDDING, SPEECH_SYNTHESIS, TRANSCRIPTION, VAD
+from speechmodels.registry import (
+    SPEAKER_EMBEDDING,
+    SPEECH_SYNTHESIS,
+    TRANSCRIPTION,
+    VAD,
+)
 from workers.liveness import card_key
 
 router = APIRouter(tags=["models"])

@@ -1,15 +1,20 @@
 """Jobs whose Celery message vanished (kombu's BRPOP-to-unacked window) are sent again."""
 
+import io
 import json
 import time
 
 import httpx
+import numpy as np
 import pytest
 import redis
+import soundfile
 from celery import Celery
 
+from speechmodels.tts import SynthesizedSpeech, fade_edges
 from tests.fleet import create_job, fixture_audio
-from workers.jobs import PENDING_KEY, job_key
+from workers.assembly import PART_CODECS
+from workers.jobs import PENDING_KEY, job_key, part_key, step_field
 from workers.priorities import queue_keys
 from workers.recovery import UNACKED_KEY, LostJobSweeper
 
@@ -74,3 +79,31 @@ def test_a_live_fleet_recovers_a_job_whose_message_was_lost(fleet, redis_server)
             time.sleep(0.2)
         assert job["resent"] == 1 and job["attempts"] == 1
         assert http.get("/v1/jobs/orphan-1/result").json()["speech_activity"] is True
+
+
+def test_a_chord_whose_messages_were_lost_is_sent_again_whole(fleet, redis_server):
+    """A speech job split into sentences lost its messages after its first sentence was done:
+    the sweeper sends the chord again, the done sentence is not synthesised twice, and the
+    join assembles all three."""
+    client = redis.Redis.from_url(redis_server.url)
+    payload = {"voice": None, "speed": 1.0, "output": {"format": "wav"},
+               "parts": [{"text": "First sentence."}, {"text": "Second sentence."}, {"text": "Third one."}]}
+    create_job(client, "orphan-chord", "piper", "tts", payload, age_s=60, parts=3, render={"dialect": "openai"})
+    # the first sentence's stored output: a tone no voice makes, to find in the joined audio
+    tone = (0.25 * np.sin(2 * np.pi * 1000 * np.arange(2205) / 22_050)).astype(np.float32)
+    client.set(part_key("orphan-chord", 0), PART_CODECS["tts"].pack(SynthesizedSpeech(tone, 22_050)))
+    client.hset(job_key("orphan-chord"), mapping={
+        "status": "running", step_field(0): json.dumps({"name": "piper[0]", "model": "piper", "queue": "model.piper",
+                                                        "status": "succeeded"})})
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=fleet.base_url) as http:
+        while (job := http.get("/v1/jobs/orphan-chord").json())["status"] != "succeeded":
+            assert job["status"] == "running" and time.monotonic() < deadline, job
+            time.sleep(0.2)
+        assert job["resent"] >= 1
+        assert [step["name"] for step in job["steps"]] == ["piper[0]", "piper[1]", "piper[2]", "join"]
+        assert job["steps"][0].get("worker") is None  # the part done before the loss did not run again
+        result = http.get("/v1/jobs/orphan-chord/result")
+    samples, rate = soundfile.read(io.BytesIO(result.content), dtype="float32")
+    assert rate == 22_050 and samples.size > 22_050
+    assert np.allclose(samples[: tone.size], fade_edges(tone, rate), atol=1e-3)

@@ -49,3 +49,41 @@ def test_sigkill_mid_batch_loses_no_job(fleet):
         assert all(attempts >= 2 for attempts in retried.values()), retried  # the killed batch ran again
         results = {tuple(map(str, http.get(f"/v1/jobs/{job_id}/result").json()["timestamps"] or [])) for job_id in ids}
         assert len(results) == 1  # every job, retried or not, gives the same answer
+
+
+def test_sigkill_of_a_worker_mid_chord_loses_no_sentence(fleet):
+    """A long text's sentences are shared by two workers; one is killed while it synthesises
+    a sentence. The job still ends with every sentence, the lost ones run by the survivor."""
+    from tests.api.test_speech import LONG_TEXT
+
+    victim = fleet.start_worker("piper", name="piper-victim")
+    with httpx.Client(base_url=fleet.base_url, timeout=60) as http:
+        deadline = time.monotonic() + 120
+        while http.get("/ready").json()["models"].get("piper", 0) < 2:
+            assert time.monotonic() < deadline and victim.poll() is None, "victim worker did not start"
+            time.sleep(0.3)
+        response = http.post("/v1/audio/speech", headers=ASYNC,
+                             json={"model": "piper", "input": LONG_TEXT, "response_format": "wav"})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        victim_id = f".{victim.pid}"
+        deadline = time.monotonic() + 60
+        while True:
+            steps = http.get(f"/v1/jobs/{job_id}").json()["steps"]
+            caught = [s["name"] for s in steps if s["status"] == "running" and s["worker"].endswith(victim_id)]
+            if caught:
+                break
+            assert time.monotonic() < deadline, steps
+            time.sleep(0.02)
+        fleet.kill_worker("piper-victim")
+        del fleet.workers["piper-victim"]
+        deadline = time.monotonic() + 180
+        while (job := http.get(f"/v1/jobs/{job_id}").json())["status"] != "succeeded":
+            assert job["status"] == "running" and time.monotonic() < deadline, job
+            time.sleep(0.5)
+        sentences = {step["name"]: step for step in job["steps"][:-1]}
+        assert all(step["status"] == "succeeded" for step in sentences.values())
+        # what the victim had in hand was run again, by the survivor
+        assert all(not sentences[name]["worker"].endswith(victim_id) for name in caught)
+        result = http.get(f"/v1/jobs/{job_id}/result")
+        assert result.status_code == 200 and len(result.content) > 100 * 22_050 * 2

@@ -90,7 +90,7 @@ class KittenTTSSynthesizer(PhonemeSynthesizer):
     def voices(self) -> list[str]:
         return [*self._aliases, *self._styles]  # friendly names, and the npz keys themselves
 
-    def languages(self) -> dict[str, list[str]]:
+    def language_voices(self) -> dict[str, list[str]]:
         return {self.language_code: list(self._aliases) or list(self._styles)}
 
     def tokens(self, phonemes: str) -> np.ndarray:

@@ -6,9 +6,11 @@ float32 (noise, length, noise_w), and ``sid`` [batch] int64 on multi-speaker voi
 [batch, 1, 1, samples]. Ids of a sentence: BOS, PAD, then each phoneme's ids followed by PAD,
 then EOS.
 
-Batching: by default every sentence is its own model call. ``options.batch_mode: padded``
-runs a micro-batch's sentences as one padded call instead; on this CPU that was slower
-(bench/bench_tts.py prints the ratio), so it is there for accelerators, not the default.
+Batching: every sentence is its own model call. The graph does take a padded batch, but it
+does not say where each row's audio ends (the decoder turns padding into a low hum, not
+silence), and on this CPU a padded batch was slower than the same sentences one by one
+(bench/bench_tts.py prints the ratio); so the micro-batcher groups requests, and the model
+runs them in turn.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from speechmodels.base import InputError
 from speechmodels.config import ModelConfig
 from speechmodels.onnx import open_session
 from speechmodels.phonemes import require_espeak
-from speechmodels.synthesis import INNER_PAUSE_MS, PhonemeSynthesizer, SynthesisItem
-from speechmodels.tts import SynthesizedSpeech, join_segments
+from speechmodels.synthesis import PhonemeSynthesizer, SynthesisItem
 from speechmodels.weights import WeightsNotFound, find_file, resolve_weights
 
 BOS, EOS, PAD = "^", "$", "_"
@@ -47,9 +47,6 @@ class PiperSynthesizer(PhonemeSynthesizer):
         # a single-speaker voice answers to its dataset name (e.g. "joe") and to "default"
         self._single_voice = voice_config.get("dataset") or config.name
         self.default_voice = next(iter(self._speakers), self._single_voice)
-        self._batch_mode = config.options.get("batch_mode", "sequential")
-        if self._batch_mode not in ("sequential", "padded"):
-            raise ValueError(f"options.batch_mode must be 'sequential' or 'padded', not {self._batch_mode!r}")
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> PiperSynthesizer:
@@ -69,7 +66,7 @@ class PiperSynthesizer(PhonemeSynthesizer):
     def voices(self) -> list[str]:
         return list(self._speakers) or [self._single_voice, "default"]
 
-    def languages(self) -> dict[str, list[str]]:
+    def language_voices(self) -> dict[str, list[str]]:
         return {self.language_code: list(self._speakers) or [self._single_voice]}
 
     def tokens(self, phonemes: str) -> np.ndarray:
@@ -93,32 +90,3 @@ class PiperSynthesizer(PhonemeSynthesizer):
         feeds = {"input": token_ids[np.newaxis, :], "input_lengths": np.array([token_ids.size], dtype=np.int64),
                  "scales": self._scales(item.speed), **self._speaker_ids([item])}
         return self._session.run(None, feeds)[0].reshape(-1)
-
-    def infer_batch(self, items: Sequence[SynthesisItem]) -> list[SynthesizedSpeech | Exception]:
-        if self._batch_mode == "sequential":
-            return super().infer_batch(items)
-        return self._infer_padded(items)
-
-    def _infer_padded(self, items: Sequence[SynthesisItem]) -> list[SynthesizedSpeech | Exception]:
-        """All sentences of the micro-batch that share a speed in one padded call each."""
-        rows = [(index, ids) for index, item in enumerate(items) for ids in item.token_ids]
-        audio: dict[int, list[np.ndarray]] = {index: [] for index in range(len(items))}
-        for speed in sorted({item.speed for item in items}):
-            group = [(index, ids) for index, ids in rows if items[index].speed == speed]
-            lengths = np.array([ids.size for _, ids in group], dtype=np.int64)
-            padded = np.zeros((len(group), int(lengths.max())), dtype=np.int64)
-            for row, (_, ids) in enumerate(group):
-                padded[row, : ids.size] = ids
-            feeds = {"input": padded, "input_lengths": lengths, "scales": self._scales(speed),
-                     **self._speaker_ids([items[index] for index, _ in group])}
-            output = self._session.run(None, feeds)[0].reshape(len(group), -1)
-            for row, (index, _) in enumerate(group):
-                audio[index].append(_trim_padding(output[row]))
-        return [SynthesizedSpeech(join_segments(audio[index], self.sample_rate, INNER_PAUSE_MS), self.sample_rate)
-                if audio[index] else InputError("nothing to pronounce") for index in range(len(items))]
-
-
-def _trim_padding(samples: np.ndarray) -> np.ndarray:
-    """A padded row's audio ends in exact zeros where the masked frames were decoded."""
-    nonzero = np.flatnonzero(samples)
-    return samples[: nonzero[-1] + 1] if nonzero.size else samples[:0]

@@ -17,8 +17,8 @@ import numpy as np
 from speechmodels import audio
 from speechmodels.base import SpeechModel, validate_params
 from speechmodels.config import ModelConfig
-from speechmodels.onnx import open_session
 from speechmodels.families.silero_vad.segments import SegmentRules, speech_segments
+from speechmodels.onnx import open_session
 from speechmodels.vad import VADParams, VoiceActivity
 from speechmodels.weights import find_file, resolve_weights
 
