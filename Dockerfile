@@ -10,7 +10,7 @@ COPY speechfleet speechfleet
 COPY celeryconfig.py config.yml ./
 # torch first, pinned (the package index serves the CUDA build; GPU workers also want onnxruntime-gpu)
 RUN pip install --no-cache-dir torch==2.13.0 \
- && pip install --no-cache-dir -c constraints.txt . \
+ && pip install --no-cache-dir -c constraints.txt '.[tts]' \
  && pip install --no-cache-dir --no-deps -c constraints.txt resemblyzer
 ENV SPEECHFLEET_CONFIG=/app/config.yml
 EXPOSE 12080

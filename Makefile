@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_stt.py
+	$(BIN)/python bench/bench_tts.py
 
 clean:
 	rm -rf $(VENV)

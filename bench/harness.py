@@ -86,8 +86,10 @@ class CpuMeter:
                 command = " ".join(child.cmdline())
                 if "redis-server" in command:
                     self.processes["redis"] = child
-                elif " worker " in command:
+                elif " worker " in command and "--models " in command:
                     self.processes[f"worker {command.split('--models ')[1].split()[0]}"] = child
+                elif " worker " in command:
+                    self.processes["webhooks worker"] = child
                 elif " api " in command:
                     self.processes["api"] = child
         self._start: dict[str, float] = {}
