@@ -14,7 +14,17 @@ from api.dispatch import JobDispatcher
 from api.errors import install_error_handlers
 from api.jobs import AsyncJobStore, JobEvents
 from api.middleware import BodySizeLimit, RequestId
-from api.routes import embed, health, jobs, metrics, models, speech, transcriptions, vad
+from api.routes import (
+    convert,
+    embed,
+    health,
+    jobs,
+    metrics,
+    models,
+    speech,
+    transcriptions,
+    vad,
+)
 from speechmodels import load_model_configs
 from workers.settings import Settings, get_settings
 
@@ -53,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (vad, embed, transcriptions, speech, models, jobs, health, metrics):
+    for module in (vad, embed, transcriptions, speech, convert, models, jobs, health, metrics):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessControl, api_keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute)

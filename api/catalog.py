@@ -15,14 +15,14 @@ class ModelCatalog:
         self.capabilities = {config.name: capabilities_of(config) for config in configs}
         self.created = int(time.time())
 
-    def require(self, name: str, capability: str, capability_label: str) -> ModelConfig:
+    def require(self, name: str, capability: str, capability_label: str, param: str = "model") -> ModelConfig:
         """The named model, or 404 if unknown / 400 if it cannot do ``capability``."""
         config = self.configs.get(name)
         if config is None:
-            raise not_found(f"model '{name}' does not exist; see GET /v1/models", reason="model_not_found", param="model")
+            raise not_found(f"model '{name}' does not exist; see GET /v1/models", reason="model_not_found", param=param)
         if capability not in self.capabilities[name]:
             raise APIError(400, f"model '{name}' ({config.model_type}) does not do {capability_label}",
-                           reason="unsupported_model", param="model")
+                           reason="unsupported_model", param=param)
         return config
 
     def serving(self, capability: str | None = None) -> list[ModelConfig]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import error_body
 from workers.jobs import JobRecord
@@ -15,6 +15,27 @@ class CallbackOption(BaseModel):
 
     callback_url: str | None = Field(default=None, max_length=2048,
                                      description="http(s) URL that receives the finished job as a signed webhook")
+
+
+AudioFormatName = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+
+
+class AudioOutputOptions(BaseModel):
+    """HSE's output_options for routes that answer with audio."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: AudioFormatName | None = Field(default=None, description="wav when unset")
+    sample_rate: int | None = Field(default=None, ge=8_000, le=48_000, description="the model's own when unset")
+
+
+class PostGenerationFilter(BaseModel):
+    """One of HSE's post_generation_filters: an audio conversion model (a denoiser, a restorer)
+    run on the generated audio, as one more step of the same job."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description="a configured audio conversion model, e.g. rnnoise")
 
 
 class VoiceOptions(BaseModel):

@@ -7,13 +7,14 @@ from collections.abc import Callable
 
 from fastapi import Response
 
-from api.speech_rendering import render_speech
+from api.audio_rendering import render_audio_result
 from api.transcripts import render_transcription
-from speechmodels.registry import SPEECH_SYNTHESIS, TRANSCRIPTION
+from speechmodels.registry import AUDIO_CONVERSION, SPEECH_SYNTHESIS, TRANSCRIPTION
 from workers.jobs import JobRecord
 
 # (record, its binary result if it has one) -> the response
 RENDERERS: dict[str, Callable[[JobRecord, bytes | None], Response]] = {
     TRANSCRIPTION: render_transcription,
-    SPEECH_SYNTHESIS: render_speech,
+    SPEECH_SYNTHESIS: render_audio_result,
+    AUDIO_CONVERSION: render_audio_result,
 }

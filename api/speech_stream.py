@@ -27,7 +27,8 @@ from speechmodels.audio import resample
 from speechmodels.encoding import AUDIO_FORMATS, encode_audio, streaming_wav_header
 from speechmodels.registry import SPEECH_SYNTHESIS
 from speechmodels.tts import SynthesizedSpeech, fade_edges
-from workers.assembly import PART_CODECS, SENTENCE_PAUSE_MS
+from workers.assembly import SENTENCE_PAUSE_MS
+from workers.wire import unpack_intermediate
 
 STREAMABLE_FORMATS = ("pcm", "wav", "mp3", "aac")
 
@@ -49,7 +50,7 @@ class PartReader:
             try:
                 data = await store.part(self._job_id, index)
                 if data is not None:
-                    return PART_CODECS[SPEECH_SYNTHESIS].unpack(data)
+                    return unpack_intermediate(SPEECH_SYNTHESIS, data)
                 record = await store.get(self._job_id)
                 if record is None:
                     raise APIError(500, f"job {self._job_id} vanished while running", reason="job_lost",

@@ -18,6 +18,7 @@ VAD = "vad"
 SPEAKER_EMBEDDING = "embed"
 TRANSCRIPTION = "stt"  # transcription and, on multilingual models, translation
 SPEECH_SYNTHESIS = "tts"
+AUDIO_CONVERSION = "convert"  # audio in, audio out: denoising, restoration
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         "speechmodels.families.faster_whisper:FasterWhisper", frozenset({TRANSCRIPTION, VAD})
     ),
     "PiperSynthesizer": ModelFamily("speechmodels.families.piper:PiperSynthesizer", frozenset({SPEECH_SYNTHESIS})),
+    "RNNoiseDenoiser": ModelFamily("speechmodels.families.rnnoise:RNNoiseDenoiser", frozenset({AUDIO_CONVERSION})),
     "KittenTTSSynthesizer": ModelFamily(
         "speechmodels.families.kittentts:KittenTTSSynthesizer", frozenset({SPEECH_SYNTHESIS})
     ),

@@ -28,7 +28,7 @@ def private_redis():
 def fleet(redis_server):
     """API + one worker per test model, shared by the API tests."""
     running = Fleet(redis_server)
-    for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper"):
+    for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper", "rnnoise"):
         running.start_worker(models)
     running.start_webhook_worker()
     running.start_api()

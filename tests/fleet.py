@@ -3,10 +3,13 @@ started the way an operator starts them (the ``speechfleet`` CLI), on loopback p
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,24 +70,34 @@ class Fleet:
                     "SPEECHFLEET_CONFIG": str(config)}
         self.workers: dict[str, subprocess.Popen] = {}
         self.api: subprocess.Popen | None = None
+        # each process logs to its own file, so a failing test can show what a worker said
+        self.log_dir = Path(tempfile.mkdtemp(prefix="speechfleet-test-logs-"))
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
 
-    def _cli(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "speechfleet.cli", *args], env=self.env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def _cli(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child process holds it
+        try:
+            return subprocess.Popen([sys.executable, "-m", "speechfleet.cli", *args], env=self.env, cwd=ROOT,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+
+    def log_tail(self, name: str, lines: int = 60) -> str:
+        path = self.log_dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def start_worker(self, models: str, name: str | None = None) -> subprocess.Popen:
         """A worker process for ``models`` (comma-separated), known as ``name`` (default: models)."""
-        self.workers[name or models] = self._cli("worker", "--models", models, "--loglevel", "WARNING")
+        self.workers[name or models] = self._cli(name or models, "worker", "--models", models, "--loglevel", "WARNING")
         return self.workers[name or models]
 
     def start_webhook_worker(self) -> subprocess.Popen:
-        self.workers["webhooks"] = self._cli("worker", "--webhooks", "--loglevel", "WARNING")
+        self.workers["webhooks"] = self._cli("webhooks", "worker", "--webhooks", "--loglevel", "WARNING")
         return self.workers["webhooks"]
 
     def start_api(self) -> None:
-        self.api = self._cli("api", "--port", str(self.port))
+        self.api = self._cli("api", "api", "--port", str(self.port))
 
     def wait_ready(self, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -92,7 +105,7 @@ class Fleet:
         while time.monotonic() < deadline:
             for name, process in self.workers.items():
                 if process.poll() is not None:
-                    raise RuntimeError(f"worker {name} exited with {process.returncode}")
+                    raise RuntimeError(f"worker {name} exited with {process.returncode}:\n{self.log_tail(name)}")
             try:
                 last = httpx.get(f"{self.base_url}/ready", timeout=2)
                 if last.status_code == 200:
@@ -105,14 +118,18 @@ class Fleet:
     def wait_ready_for(self, model: str, timeout_s: float = 120) -> None:
         """Until /ready reports a live consumer for ``model`` (other models may have none)."""
         deadline = time.monotonic() + timeout_s
+        last = None
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.base_url}/ready", timeout=2).json().get("models", {}).get(model):
+                last = httpx.get(f"{self.base_url}/ready", timeout=2).text
+                if json.loads(last).get("models", {}).get(model):
                     return
-            except (httpx.HTTPError, ValueError):
-                pass
+            except (httpx.HTTPError, ValueError) as exc:
+                last = repr(exc)
             time.sleep(0.3)
-        raise TimeoutError(f"no live consumer for {model}")
+        logs = "\n".join(f"--- {name} (exit code {process.poll()}):\n{self.log_tail(name)}"
+                         for name, process in [*self.workers.items(), ("api", self.api)] if process)
+        raise TimeoutError(f"no live consumer for {model}; last /ready: {last}; logs:\n{logs}")
 
     def kill_worker(self, models: str) -> None:
         process = self.workers[models]
@@ -129,3 +146,4 @@ class Fleet:
                     process.wait(15)
                 except subprocess.TimeoutExpired:
                     process.kill()
+        shutil.rmtree(self.log_dir, ignore_errors=True)

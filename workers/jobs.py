@@ -164,6 +164,8 @@ class JobRecord:
     #: a job split into parts runs them as a chord: steps 0..parts-1 in parallel, then a join
     #: step (``parts``) that assembles their outputs; 0 means one step
     parts: int = 0
+    #: post-generation filters, ``{"model", "capability"}`` each, run after the main step(s)
+    stages: list[dict] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -188,6 +190,7 @@ class JobRecord:
             webhook_attempts=[json.loads(raw[name]) for name in sorted(
                 (k for k in raw if k.startswith("webhook.")), key=lambda k: int(k.partition(".")[2]))],
             parts=int(raw.get("parts", 0)),
+            stages=json.loads(raw["stages"]) if raw.get("stages") else [],
         )
 
     def initial_hash(self) -> dict[str, str]:
@@ -202,6 +205,8 @@ class JobRecord:
             fields["render"] = json.dumps(self.render)
         if self.parts:
             fields["parts"] = str(self.parts)
+        if self.stages:
+            fields["stages"] = json.dumps(self.stages)
         return fields
 
 

@@ -75,22 +75,25 @@ class LostJobSweeper:
             return []
         candidates = {}
         for job_id in quiet:
-            status, model, capability, priority, parts = self._client.hmget(
-                job_key(job_id), "status", "model", "capability", "priority", "parts")
+            status, model, capability, priority, parts, stages = self._client.hmget(
+                job_key(job_id), "status", "model", "capability", "priority", "parts", "stages")
             if status is None or status in TERMINAL:
                 self._client.zrem(PENDING_KEY, job_id)  # finished or expired: nothing to watch
             else:
-                candidates[job_id] = (model, capability, priority or "normal", int(parts or 0))
+                candidates[job_id] = (model, capability, priority or "normal", int(parts or 0),
+                                      json.loads(stages) if stages else [])
         if not candidates:
             return []
-        present = self._message_ids({model for model, *_ in candidates.values()})
+        # a pipeline's later steps wait on their own models' queues
+        present = self._message_ids({name for model, _, _, _, stages in candidates.values()
+                                     for name in (model, *(stage["model"] for stage in stages))})
         resent = []
-        for job_id, (model, capability, priority, parts) in candidates.items():
+        for job_id, (model, capability, priority, parts, stages) in candidates.items():
             if job_id not in present:  # neither waiting its turn nor held (unacked) by a worker
                 logger.warning("job {} for {} has no message anywhere; sending it again", job_id, model)
                 # a failed send leaves the job quiet: the next sweep retries it
-                # a chord goes again whole: parts already done return at once, the rest run
-                send_job(self._celery, job_id, model, capability, priority=priority, parts=parts)
+                # a pipeline goes again whole: steps already done return at once, the rest run
+                send_job(self._celery, job_id, model, capability, priority=priority, parts=parts, stages=stages)
                 self._count_resend(keys=[job_key(job_id)])
                 resent.append(job_id)
             self._client.zadd(PENDING_KEY, {job_id: now})  # quiet again from now on

@@ -13,14 +13,14 @@ from loguru import logger
 
 from speechmodels import InputError
 from workers import runtime
-from workers.assembly import PART_CODECS
+from workers.assembly import JOINERS
 from workers.batcher import BatcherClosed
 from workers.celery_app import INFER_TASK, JOIN_TASK, app
 from workers.jobs import RUNNING, TERMINAL, JobError, WorkerJobStore, part_request
 from workers.metrics import WorkerMetrics
 from workers.settings import get_settings
 from workers.webhooks import enqueue_delivery
-from workers.wire import encode_output
+from workers.wire import Encoded, encode_result, pack_intermediate, unpack_intermediate
 
 
 @lru_cache
@@ -40,31 +40,35 @@ class JobFailed(Exception):
 
 
 @app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
-def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0, part: int | None = None):
-    """Run a job (or, with ``part``, one part of a job split into parts) through the model's
-    micro-batcher. A whole job ends here; a part stores its output for the join step."""
+def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0, part: int | None = None,
+          source: int | None = None, final: bool = True):
+    """Run one step of a job through the model's micro-batcher.
+
+    The step's input is the job's request, or with ``part`` one part of it (a sentence of a
+    long text), or with ``source`` the audio an earlier step produced (a post-generation
+    filter). A ``final`` step ends the job with its result; any other stores its output for
+    the steps after it (the join, the next filter).
+    """
     served = runtime.SERVED.get(model_name)
     if served is None:
         # misrouted (a worker that does not hold this model): put it back for one that does
         raise Reject(f"model {model_name!r} is not served by this worker", requeue=True)
     store = job_store()
-    if part is not None and store.has_part(job_id, part):
-        return part  # done by an earlier delivery of this part (a resent chord)
+    if not final and store.has_part(job_id, step):
+        return step  # done by an earlier delivery of this step (a resent pipeline)
     info = _begin(self, store, job_id, step, model_name, served.config.queue, name=_step_name(model_name, part))
     if info is None:
         return None
     settings = get_settings()
     try:
         payload = store.input(job_id)
-        if payload is None:
-            raise LookupError("the job's input has expired")
-        request = part_request(payload, part) if part is not None else payload
+        request = _step_request(store, job_id, payload, part, source)
         # enforced here, on the decoded audio, whatever the API's header probe believed
         request["max_audio_seconds"] = settings.max_audio_seconds
         item = served.model.prepare(request)
         # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
         output, stats = served.batcher.submit(item).result(timeout=settings.visibility_timeout_s)
-        stored = PART_CODECS[capability].pack(output) if part is not None else encode_output(capability, output)
+        encoded = encode_result(capability, output, request) if final else pack_intermediate(capability, output)
     except BatcherClosed:
         # the worker is shutting down: the job goes back to the queue for another worker
         raise Reject(f"worker shutting down before job {job_id} ran", requeue=True) from None
@@ -81,31 +85,34 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
                 batch_wait_ms=round(stats.batch_wait_ms, 2), inference_ms=round(stats.inference_ms, 2))
     audio_s = served.model.audio_seconds(item, output)
     rtf = stats.inference_ms / 1000 / stats.batch_size / audio_s if audio_s else None
-    if part is not None:
-        store.finish_part(job_id, part, info, stored)
-        metrics().job(model_name, None, info["queue_wait_ms"] / 1000, stats.inference_ms / 1000, rtf)
-        return part
-    _notify(store, job_id, store.succeed(job_id, step, info, stored))
-    metrics().job(model_name, "succeeded", info["queue_wait_ms"] / 1000, stats.inference_ms / 1000, rtf)
-    return stored
+    timings = (info["queue_wait_ms"] / 1000, stats.inference_ms / 1000, rtf)
+    if not final:
+        store.finish_part(job_id, step, info, encoded)
+        metrics().job(model_name, None, *timings)
+        return step
+    _end(store, job_id, step, info, encoded)
+    metrics().job(model_name, "succeeded", *timings)
+    return encoded.result
 
 
 @app.task(name=JOIN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
-def join_parts(self: Task, job_id: str, model_name: str, capability: str, step: int):
-    """The chord's last step: assemble every part's output into the job's result, and end it."""
+def join_parts(self: Task, job_id: str, model_name: str, capability: str, step: int, final: bool = True):
+    """The chord's last step: join the parts' outputs (steps 0..step-1) into one, and end the
+    job with it (or, when filters follow, store it for them)."""
     store = job_store()
+    if not final and store.has_part(job_id, step):
+        return step
     served = runtime.SERVED.get(model_name)
     info = _begin(self, store, job_id, step, model_name, served.config.queue if served else "", name="join")
     if info is None:
         return None
-    codec = PART_CODECS[capability]
     try:
         payload = store.input(job_id)
         stored = [store.part(job_id, part) for part in range(step)]
         if payload is None or any(data is None for data in stored):
             raise LookupError("the job's input or a part's output has expired")
-        assembled = codec.assemble([codec.unpack(data) for data in stored], payload)
-        store.put_output(job_id, assembled.data)
+        joined = JOINERS[capability]([unpack_intermediate(capability, data) for data in stored])
+        encoded = encode_result(capability, joined, payload) if final else pack_intermediate(capability, joined)
     except Exception as exc:
         logger.exception("joining the parts of job {} failed", job_id)
         error = JobError(f"assembling the result failed: {exc.__class__.__name__}: {exc}", reason="join_error",
@@ -113,9 +120,33 @@ def join_parts(self: Task, job_id: str, model_name: str, capability: str, step: 
         _fail(store, job_id, step, info, error)
         raise JobFailed(error.message) from None
     info.update(status="succeeded", finished_at=time.time())
-    _notify(store, job_id, store.succeed(job_id, step, info, assembled.result))
+    if not final:
+        store.finish_part(job_id, step, info, encoded)
+        return step
+    _end(store, job_id, step, info, encoded)
     metrics().job(model_name, "succeeded")
     return None
+
+
+def _step_request(store: WorkerJobStore, job_id: str, payload: dict | None, part: int | None,
+                  source: int | None) -> dict:
+    if payload is None:
+        raise LookupError("the job's input has expired")
+    if part is not None:
+        return part_request(payload, part)
+    if source is not None:
+        audio = store.part(job_id, source)
+        if audio is None:
+            raise LookupError(f"the output of step {source}, this step's input, has expired")
+        # a filter gets the audio, and the job's output options (it may be the last step)
+        return {"audio": audio, "output": payload.get("output")}
+    return payload
+
+
+def _end(store: WorkerJobStore, job_id: str, step: int, info: dict, encoded: Encoded) -> None:
+    if encoded.data is not None:
+        store.put_output(job_id, encoded.data)  # before the record says succeeded: readers find it
+    _notify(store, job_id, store.succeed(job_id, step, info, encoded.result))
 
 
 def _step_name(model_name: str, part: int | None) -> str:

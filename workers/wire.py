@@ -1,4 +1,6 @@
-"""Model outputs -> the JSON fields of the capability's response (stored in the job record).
+"""Model outputs -> what a job keeps: the JSON fields of the capability's response (stored
+in the job record) and, for capabilities that produce audio, the encoded audio beside it.
+Also the form outputs take between the steps of one job (chord parts, a step feeding the next).
 
 Keyed by capability, not by family: every VAD family answers with the same fields.
 """
@@ -7,36 +9,94 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import soundfile
 
-from speechmodels.registry import SPEAKER_EMBEDDING, TRANSCRIPTION, VAD
+from speechmodels.audio import resample
+from speechmodels.encoding import AUDIO_FORMATS, encode_audio
+from speechmodels.registry import (
+    AUDIO_CONVERSION,
+    SPEAKER_EMBEDDING,
+    SPEECH_SYNTHESIS,
+    TRANSCRIPTION,
+    VAD,
+)
+from speechmodels.tts import SynthesizedSpeech
 
 
-def _voice_activity(output: Any) -> dict:
+@dataclass(frozen=True)
+class Encoded:
+    result: dict[str, Any]  # the job's JSON result
+    data: bytes | None = None  # its binary side (audio), kept beside the record
+
+
+def _voice_activity(output: Any, request: dict) -> Encoded:
     timestamps = None
     if output.timestamps is not None:
         timestamps = [{"start": start, "end": end} for start, end in output.timestamps]
-    return {"speech_activity": output.speech_activity, "timestamps": timestamps}
+    return Encoded({"speech_activity": output.speech_activity, "timestamps": timestamps})
 
 
-def _embedding(output: np.ndarray) -> dict:
+def _embedding(output: np.ndarray, request: dict) -> Encoded:
     vector = np.asarray(output, dtype="<f4")
-    return {"data": base64.b64encode(vector.tobytes()).decode("ascii")}
+    return Encoded({"data": base64.b64encode(vector.tobytes()).decode("ascii")})
 
 
-def _transcription(output: Any) -> dict:
-    return dataclasses.asdict(output)  # text, language, duration, task, segments[words]
+def _transcription(output: Any, request: dict) -> Encoded:
+    return Encoded(dataclasses.asdict(output))  # text, language, duration, task, segments[words]
 
 
-OUTPUT_ENCODERS: dict[str, Callable[[Any], dict]] = {
+def render_audio(output: SynthesizedSpeech, request: dict) -> Encoded:
+    """Audio in the format and sample rate the request asked for (``request["output"]``)."""
+    options = request.get("output") or {}
+    format_name = options.get("format") or "wav"
+    rate = int(options.get("sample_rate") or output.sample_rate)
+    data = encode_audio(resample(output.samples, output.sample_rate, rate), rate, format_name)
+    return Encoded({"format": format_name, "content_type": AUDIO_FORMATS[format_name].content_type,
+                    "sample_rate": rate, "duration": round(output.seconds, 3), "bytes": len(data)}, data)
+
+
+RESULT_ENCODERS: dict[str, Callable[[Any, dict], Encoded]] = {
     VAD: _voice_activity,
     SPEAKER_EMBEDDING: _embedding,
     TRANSCRIPTION: _transcription,
+    SPEECH_SYNTHESIS: render_audio,
+    AUDIO_CONVERSION: render_audio,
 }
 
 
-def encode_output(capability: str, output: Any) -> dict:
-    return OUTPUT_ENCODERS[capability](output)
+def encode_result(capability: str, output: Any, request: dict) -> Encoded:
+    return RESULT_ENCODERS[capability](output, request)
+
+
+# between steps, audio travels as 32-bit float WAV: lossless, and exactly what an audio
+# family's ``prepare`` decodes, so a step's output can be the next step's ``audio``
+def pack_audio(output: SynthesizedSpeech) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(output.samples, dtype=np.float32), output.sample_rate, format="WAV",
+                    subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def unpack_audio(data: bytes) -> SynthesizedSpeech:
+    samples, rate = soundfile.read(io.BytesIO(data), dtype="float32")
+    return SynthesizedSpeech(samples, rate)
+
+
+INTERMEDIATE: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+    SPEECH_SYNTHESIS: (pack_audio, unpack_audio),
+    AUDIO_CONVERSION: (pack_audio, unpack_audio),
+}
+
+
+def pack_intermediate(capability: str, output: Any) -> bytes:
+    return INTERMEDIATE[capability][0](output)
+
+
+def unpack_intermediate(capability: str, data: bytes) -> Any:
+    return INTERMEDIATE[capability][1](data)

@@ -11,6 +11,7 @@ from api.deps import CatalogDep
 from api.protocol import LanguageOptions, ModelCard, ModelList, VoiceOptions
 from speechmodels import ModelConfig
 from speechmodels.registry import (
+    AUDIO_CONVERSION,
     SPEAKER_EMBEDDING,
     SPEECH_SYNTHESIS,
     TRANSCRIPTION,
@@ -26,6 +27,7 @@ CAPABILITY_LISTINGS = {
     SPEAKER_EMBEDDING: "/v1/embed/models",
     TRANSCRIPTION: "/v1/audio/transcriptions/models",
     SPEECH_SYNTHESIS: "/v1/audio/speech/models",
+    AUDIO_CONVERSION: "/v1/audio/convert/models",
 }
 
 

@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
-from api.protocol import CallbackOption
+from api.filters import filter_stages
+from api.protocol import (
+    AudioFormatName,
+    AudioOutputOptions,
+    CallbackOption,
+    PostGenerationFilter,
+)
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from api.speech_stream import stream_speech
 from speechmodels.encoding import AUDIO_FORMATS
@@ -25,7 +31,6 @@ from workers.liveness import card_key
 
 router = APIRouter(tags=["text to speech"])
 
-AudioFormatName = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 # OpenAI's built-in voice names: an OpenAI client always sends one, so they mean "the model's
 # default voice" rather than an error
 OPENAI_STOCK_VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
@@ -43,11 +48,7 @@ class GenerationOptions(BaseModel):
     energy: float | None = None
 
 
-class OutputOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    format: AudioFormatName | None = Field(default=None, description="wav when unset")
-    sample_rate: int | None = Field(default=None, ge=8_000, le=48_000, description="the model's own when unset")
+class OutputOptions(AudioOutputOptions):
     stream: bool = Field(default=False, description="chunked audio as each sentence is ready")
 
 
@@ -63,7 +64,7 @@ class SpeechRequest(CallbackOption):
     input_vad_data: str | None = None
     generation_options: GenerationOptions | None = None
     output_options: OutputOptions | None = None
-    post_generation_filters: list[dict] | None = None
+    post_generation_filters: list[PostGenerationFilter] | None = Field(default=None, max_length=8)
     # OpenAI
     response_format: AudioFormatName | None = Field(default=None, description="mp3 when unset (OpenAI calls)")
     speed: float | None = Field(default=None, ge=0.25, le=4.0)
@@ -102,9 +103,7 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
     if body.mode == "voice_cloning" or body.input_audio or body.input_embedding:
         raise APIError(400, f"model '{model.name}' speaks with its own voices and cannot clone one",
                        reason="unsupported_mode", param="mode")
-    if body.post_generation_filters:
-        raise APIError(400, "post_generation_filters: no audio filter models are configured",
-                       reason="unsupported_filter", param="post_generation_filters")
+    stages = filter_stages(catalog, body.post_generation_filters)
     voice = await _checked_voice(request, model.name, body)
     output = body.output_options or OutputOptions()
     hse = body.hse_dialect
@@ -116,10 +115,13 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
                "parts": [{"text": sentence} for sentence in sentences]}
     render = {"dialect": "hse" if hse else "openai"}
     if body.stream_format or output.stream:
+        if stages:
+            raise APIError(400, "post_generation_filters work on the whole audio and cannot be streamed",
+                           reason="unsupported_stream", param="post_generation_filters")
         return await stream_speech(dispatcher, model, payload, preference, render,
                                    sse=body.stream_format == "sse", callback_url=body.callback_url)
     return await run_job(dispatcher, model, SPEECH_SYNTHESIS, payload, preference, render,
-                         callback_url=body.callback_url, parts=len(sentences))
+                         callback_url=body.callback_url, parts=len(sentences), stages=stages)
 
 
 async def _checked_voice(request: Request, model_name: str, body: SpeechRequest) -> str | None:

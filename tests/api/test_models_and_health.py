@@ -2,7 +2,7 @@ def test_model_cards(client):
     listing = client.get("/v1/models").json()
     assert listing["object"] == "list"
     cards = {card["id"]: card for card in listing["data"]}
-    assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper"}
+    assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper", "rnnoise"}
     for card in cards.values():
         assert card["object"] == "model" and isinstance(card["created"], int) and card["owned_by"]
         assert isinstance(card["languages"], list)

@@ -4,6 +4,7 @@ import time
 
 import httpx
 import pytest
+import yaml
 
 from speechfleet.redis_server import EmbeddedRedis
 from tests.conftest import b64_audio
@@ -64,9 +65,27 @@ def test_redis_down_is_a_fast_503_and_the_api_recovers(api_without_workers):
         revived.stop()
 
 
-def test_the_fleet_recovers_by_itself_when_redis_returns(api_without_workers):
-    fleet, redis_server = api_without_workers
-    fleet.start_worker("silero-vad")
+@pytest.fixture
+def served_fleet(tmp_path):
+    """``speechfleet serve`` (the supervised all-in-one mode) with one model, against a Redis
+    of the test's own: what an operator runs, restarts included."""
+    redis_server = EmbeddedRedis().start()
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"model_configs": [
+        {"name": "silero-vad", "model": "package:silero_vad", "model_type": "SileroVAD"}]}))
+    fleet = Fleet(redis_server, config=config)
+    fleet.api = fleet._cli("serve", "serve", "--config", str(config), "--port", str(fleet.port))
+    yield fleet, redis_server
+    fleet.stop()
+    redis_server.stop()
+
+
+def test_the_fleet_recovers_by_itself_when_redis_returns(served_fleet):
+    """Redis goes away and comes back empty. A worker may give up on the broker meanwhile
+    (kombu can fail closing a channel whose acks never reached Redis: "Unrecoverable error",
+    exit 1); ``speechfleet serve`` restarts it, as compose's restart policy would, and the
+    fleet answers again without anyone touching it."""
+    fleet, redis_server = served_fleet
     fleet.wait_ready_for("silero-vad")
     assert timed_post(fleet)[0].status_code == 200
     port = redis_server.port
@@ -75,7 +94,7 @@ def test_the_fleet_recovers_by_itself_when_redis_returns(api_without_workers):
     time.sleep(2)  # the worker and the API both see the broker gone
     revived = EmbeddedRedis(port=port).start()  # an empty Redis: workers must re-announce themselves
     try:
-        fleet.wait_ready_for("silero-vad", timeout_s=60)
+        fleet.wait_ready_for("silero-vad", timeout_s=90)
         response, _ = timed_post(fleet)
         assert response.status_code == 200 and response.json()["speech_activity"] is True
     finally:

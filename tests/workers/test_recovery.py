@@ -13,10 +13,10 @@ from celery import Celery
 
 from speechmodels.tts import SynthesizedSpeech, fade_edges
 from tests.fleet import create_job, fixture_audio
-from workers.assembly import PART_CODECS
 from workers.jobs import PENDING_KEY, job_key, part_key, step_field
 from workers.priorities import queue_keys
 from workers.recovery import UNACKED_KEY, LostJobSweeper
+from workers.wire import pack_audio
 
 
 def orphan_job(client: redis.Redis, job_id: str, model: str, payload: dict, age_s: float) -> None:
@@ -91,7 +91,7 @@ def test_a_chord_whose_messages_were_lost_is_sent_again_whole(fleet, redis_serve
     create_job(client, "orphan-chord", "piper", "tts", payload, age_s=60, parts=3, render={"dialect": "openai"})
     # the first sentence's stored output: a tone no voice makes, to find in the joined audio
     tone = (0.25 * np.sin(2 * np.pi * 1000 * np.arange(2205) / 22_050)).astype(np.float32)
-    client.set(part_key("orphan-chord", 0), PART_CODECS["tts"].pack(SynthesizedSpeech(tone, 22_050)))
+    client.set(part_key("orphan-chord", 0), pack_audio(SynthesizedSpeech(tone, 22_050)))
     client.hset(job_key("orphan-chord"), mapping={
         "status": "running", step_field(0): json.dumps({"name": "piper[0]", "model": "piper", "queue": "model.piper",
                                                         "status": "succeeded"})})

@@ -1,5 +1,5 @@
-"""A finished speech job as the caller asked for it: raw audio bytes (OpenAI) or HSE's
-envelope with the audio in base64."""
+"""A finished job whose result is audio (speech, converted audio) as the caller asked for it:
+raw audio bytes (OpenAI calls) or HSE's envelope with the audio in base64."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from workers.jobs import JobRecord
 
 
-def render_speech(record: JobRecord, data: bytes | None) -> Response:
+def render_audio_result(record: JobRecord, data: bytes | None) -> Response:
     result = record.result or {}
     if (record.render or {}).get("dialect") == "hse":
         return JSONResponse({"id": record.id, "model": record.model, "created": int(record.created_at),

@@ -1,0 +1,3 @@
+from speechmodels.families.rnnoise.model import RNNoiseDenoiser
+
+__all__ = ["RNNoiseDenoiser"]
