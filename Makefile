@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_stt.py
 	$(BIN)/python bench/bench_tts.py
+	$(BIN)/python bench/bench_denoise.py
 
 clean:
 	rm -rf $(VENV)
