@@ -4,9 +4,25 @@ family registry; no model runtime is imported)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from api.errors import APIError, not_found
 from speechmodels import ModelConfig, capabilities_of
+from speechmodels.toolchains import TOOLCHAINS, Toolchain
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a request's ``model`` runs: its first step's model, and the steps after it."""
+
+    name: str  # what the caller named: a model or a toolchain
+    head: ModelConfig
+    head_capability: str
+    stages: list[dict] = field(default_factory=list)  # {"model", "capability"} per later step
+
+    @property
+    def steps(self) -> list[dict]:
+        return [{"model": self.head.name, "capability": self.head_capability}, *self.stages]
 
 
 class ModelCatalog:
@@ -24,6 +40,39 @@ class ModelCatalog:
             raise APIError(400, f"model '{name}' ({config.model_type}) does not do {capability_label}",
                            reason="unsupported_model", param=param)
         return config
+
+    def plan(self, name: str, capability: str, capability_label: str, param: str = "model") -> Plan:
+        """A configured model, or a toolchain whose every family is configured; 404 for a
+        toolchain that cannot run here (never a queued job that no worker will take)."""
+        toolchain = TOOLCHAINS.get(name)
+        if toolchain is None or name in self.configs:
+            return Plan(name, self.require(name, capability, capability_label, param), capability)
+        if toolchain.capability != capability:
+            raise APIError(400, f"toolchain '{name}' does not do {capability_label}", reason="unsupported_model",
+                           param=param)
+        models = self.toolchain_models(toolchain)
+        if models is None:
+            needed = ", ".join(step.model_type for step in toolchain.steps)
+            raise not_found(f"toolchain '{name}' needs a configured model of each of: {needed}",
+                            reason="toolchain_unavailable", param=param)
+        first, *rest = zip(models, toolchain.steps)
+        return Plan(name, first[0], first[1].capability,
+                    [{"model": model.name, "capability": step.capability} for model, step in rest])
+
+    def toolchain_models(self, toolchain: Toolchain) -> list[ModelConfig] | None:
+        """The configured model for each step (the first of its family), or None if one is missing."""
+        models = []
+        for step in toolchain.steps:
+            config = next((c for c in self.configs.values() if c.model_type == step.model_type), None)
+            if config is None:
+                return None
+            models.append(config)
+        return models
+
+    def toolchains(self, capability: str | None = None) -> list[Toolchain]:
+        """The toolchains this deployment can run."""
+        return [t for t in TOOLCHAINS.values() if (capability is None or t.capability == capability)
+                and t.name not in self.configs and self.toolchain_models(t) is not None]
 
     def serving(self, capability: str | None = None) -> list[ModelConfig]:
         return [config for name, config in self.configs.items()

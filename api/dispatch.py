@@ -92,27 +92,30 @@ class JobDispatcher:
 
     async def submit(self, model: ModelConfig, capability: str, payload: dict[str, Any],
                      preference: Preference, render: dict | None = None,
-                     callback_url: str | None = None, parts: int = 0,
-                     stages: list[dict] | None = None) -> JobRecord:
+                     callback_url: str | None = None, parts: int = 0, stages: list[dict] | None = None,
+                     head_capability: str | None = None, name: str | None = None) -> JobRecord:
         """Queue the job; returns its record once finished, or at once when async was asked.
 
         Raises 503 when no worker serves the model, 504 when a synchronous wait runs out.
         """
         if callback_url is not None:
             await self._check_callback(callback_url)
-        for name in (model.name, *(stage["model"] for stage in stages or ())):
-            if await self.live_consumers(name) == 0:
-                raise unavailable(f"no worker is serving model '{name}' right now", reason="no_worker")
+        for step_model in (model.name, *(stage["model"] for stage in stages or ())):
+            if await self.live_consumers(step_model) == 0:
+                raise unavailable(f"no worker is serving model '{step_model}' right now", reason="no_worker")
         created = time.time()
         deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
-        record = JobRecord(id=uuid.uuid4().hex, model=model.name, capability=capability, status=QUEUED,
+        # a toolchain's job carries its name; its first step runs on ``model`` as ``head_capability``
+        head = {"model": model.name, "capability": head_capability} if head_capability else None
+        record = JobRecord(id=uuid.uuid4().hex, model=name or model.name, capability=capability, status=QUEUED,
                            created_at=created, render=render, priority=preference.priority, deadline_at=deadline_at,
-                           callback_url=callback_url, parts=parts, stages=stages or [])
+                           callback_url=callback_url, parts=parts, stages=stages or [], head=head)
         await self._store.create(record, payload)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
-            await to_thread.run_sync(partial(send_job, self._celery, record.id, model.name, capability,
-                                             priority=preference.priority, parts=parts, stages=stages or ()))
+            await to_thread.run_sync(partial(send_job, self._celery, record.id, model.name,
+                                             head_capability or capability, priority=preference.priority,
+                                             parts=parts, stages=stages or ()))
         except BaseException:  # the send failed, or the client went away mid-send
             if waiter is not None:
                 self._events.unregister(record.id, waiter)

@@ -13,7 +13,7 @@ def filter_stages(catalog: ModelCatalog, filters: list[PostGenerationFilter] | N
     configured audio conversion model."""
     stages = []
     for index, item in enumerate(filters or []):
-        model = catalog.require(item.model, AUDIO_CONVERSION, "audio conversion",
-                                param=f"post_generation_filters.{index}.model")
-        stages.append({"model": model.name, "capability": AUDIO_CONVERSION})
+        # a filter may be a toolchain too (voicefixer): all its steps join the job
+        stages += catalog.plan(item.model, AUDIO_CONVERSION, "audio conversion",
+                               param=f"post_generation_filters.{index}.model").steps
     return stages

@@ -59,6 +59,7 @@ class ModelCard(BaseModel):
     # speechfleet additions, ignored by HSE clients
     model_type: str | None = None
     capabilities: list[str] = Field(default_factory=list)
+    steps: list[str] = Field(default_factory=list, description="a toolchain's models, in the order they run")
 
 
 class ModelList(BaseModel):

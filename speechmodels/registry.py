@@ -19,6 +19,9 @@ SPEAKER_EMBEDDING = "embed"
 TRANSCRIPTION = "stt"  # transcription and, on multilingual models, translation
 SPEECH_SYNTHESIS = "tts"
 AUDIO_CONVERSION = "convert"  # audio in, audio out: denoising, restoration
+# steps that only run inside toolchains (an intermediate representation in or out)
+MEL_RESTORATION = "restore_mel"  # audio -> restored mel
+MEL_VOCODING = "vocode_mel"  # mel -> audio
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
     ),
     "PiperSynthesizer": ModelFamily("speechmodels.families.piper:PiperSynthesizer", frozenset({SPEECH_SYNTHESIS})),
     "RNNoiseDenoiser": ModelFamily("speechmodels.families.rnnoise:RNNoiseDenoiser", frozenset({AUDIO_CONVERSION})),
+    "VoiceFixerRestorer": ModelFamily("speechmodels.families.voicefixer:VoiceFixerRestorer",
+                                      frozenset({MEL_RESTORATION})),
+    "VoiceFixerVocoder": ModelFamily("speechmodels.families.voicefixer:VoiceFixerVocoder", frozenset({MEL_VOCODING})),
     "KittenTTSSynthesizer": ModelFamily(
         "speechmodels.families.kittentts:KittenTTSSynthesizer", frozenset({SPEECH_SYNTHESIS})
     ),

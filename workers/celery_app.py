@@ -8,6 +8,7 @@ from celery import Celery, chain, chord
 
 from speechmodels.config import queue_for
 from workers.priorities import PRIORITIES
+from workers.wire import NEXT_STEP_FIELD
 
 INFER_TASK = "speechfleet.infer"
 JOIN_TASK = "speechfleet.join"
@@ -46,8 +47,10 @@ def send_job(celery: Celery, job_id: str, model_name: str, capability: str, step
         return celery.signature(name, args=(job_id, model, cap, at), kwargs=kwargs, immutable=True,
                                 task_id=f"{job_id}:{nonce}:{at}", **options(model))
 
-    filters = [task(INFER_TASK, stage["model"], stage["capability"], head_step + 1 + index,
-                    source=head_step + index, final=index == len(stages) - 1) for index, stage in enumerate(stages)]
+    capabilities = [capability, *(stage["capability"] for stage in stages)]
+    filters = [task(INFER_TASK, stage["model"], stage["capability"], head_step + 1 + index, source=head_step + index,
+                    source_field=NEXT_STEP_FIELD[capabilities[index]], final=index == len(stages) - 1)
+               for index, stage in enumerate(stages)]
     if not parts:
         chain(task(INFER_TASK, model_name, capability, 0, final=False), *filters, app=celery).apply_async()
         return

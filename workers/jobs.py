@@ -166,6 +166,8 @@ class JobRecord:
     parts: int = 0
     #: post-generation filters, ``{"model", "capability"}`` each, run after the main step(s)
     stages: list[dict] = field(default_factory=list)
+    #: a toolchain's first step, ``{"model", "capability"}``, when it is not ``model`` itself
+    head: dict | None = None
 
     @property
     def finished(self) -> bool:
@@ -191,6 +193,7 @@ class JobRecord:
                 (k for k in raw if k.startswith("webhook.")), key=lambda k: int(k.partition(".")[2]))],
             parts=int(raw.get("parts", 0)),
             stages=json.loads(raw["stages"]) if raw.get("stages") else [],
+            head=json.loads(raw["head"]) if raw.get("head") else None,
         )
 
     def initial_hash(self) -> dict[str, str]:
@@ -207,6 +210,8 @@ class JobRecord:
             fields["parts"] = str(self.parts)
         if self.stages:
             fields["stages"] = json.dumps(self.stages)
+        if self.head:
+            fields["head"] = json.dumps(self.head)
         return fields
 
 

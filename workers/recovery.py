@@ -75,11 +75,13 @@ class LostJobSweeper:
             return []
         candidates = {}
         for job_id in quiet:
-            status, model, capability, priority, parts, stages = self._client.hmget(
-                job_key(job_id), "status", "model", "capability", "priority", "parts", "stages")
+            status, model, capability, priority, parts, stages, head = self._client.hmget(
+                job_key(job_id), "status", "model", "capability", "priority", "parts", "stages", "head")
             if status is None or status in TERMINAL:
                 self._client.zrem(PENDING_KEY, job_id)  # finished or expired: nothing to watch
             else:
+                if head:  # a toolchain's job: its first step is another model's
+                    model, capability = json.loads(head)["model"], json.loads(head)["capability"]
                 candidates[job_id] = (model, capability, priority or "normal", int(parts or 0),
                                       json.loads(stages) if stages else [])
         if not candidates:

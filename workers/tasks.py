@@ -41,12 +41,12 @@ class JobFailed(Exception):
 
 @app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
 def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0, part: int | None = None,
-          source: int | None = None, final: bool = True):
+          source: int | None = None, source_field: str = "audio", final: bool = True):
     """Run one step of a job through the model's micro-batcher.
 
     The step's input is the job's request, or with ``part`` one part of it (a sentence of a
-    long text), or with ``source`` the audio an earlier step produced (a post-generation
-    filter). A ``final`` step ends the job with its result; any other stores its output for
+    long text), or with ``source`` what an earlier step produced, as the request's
+    ``source_field`` (the audio for a post-generation filter, the mel for a vocoder). A ``final`` step ends the job with its result; any other stores its output for
     the steps after it (the join, the next filter).
     """
     served = runtime.SERVED.get(model_name)
@@ -62,7 +62,7 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
     settings = get_settings()
     try:
         payload = store.input(job_id)
-        request = _step_request(store, job_id, payload, part, source)
+        request = _step_request(store, job_id, payload, part, source, source_field)
         # enforced here, on the decoded audio, whatever the API's header probe believed
         request["max_audio_seconds"] = settings.max_audio_seconds
         item = served.model.prepare(request)
@@ -129,17 +129,17 @@ def join_parts(self: Task, job_id: str, model_name: str, capability: str, step: 
 
 
 def _step_request(store: WorkerJobStore, job_id: str, payload: dict | None, part: int | None,
-                  source: int | None) -> dict:
+                  source: int | None, source_field: str) -> dict:
     if payload is None:
         raise LookupError("the job's input has expired")
     if part is not None:
         return part_request(payload, part)
     if source is not None:
-        audio = store.part(job_id, source)
-        if audio is None:
+        upstream = store.part(job_id, source)
+        if upstream is None:
             raise LookupError(f"the output of step {source}, this step's input, has expired")
-        # a filter gets the audio, and the job's output options (it may be the last step)
-        return {"audio": audio, "output": payload.get("output")}
+        # the step before's output, and the job's output options (this may be the last step)
+        return {source_field: upstream, "output": payload.get("output")}
     return payload
 
 

@@ -19,8 +19,11 @@ import soundfile
 
 from speechmodels.audio import resample
 from speechmodels.encoding import AUDIO_FORMATS, encode_audio
+from speechmodels.families.voicefixer.model import RestoredMel
 from speechmodels.registry import (
     AUDIO_CONVERSION,
+    MEL_RESTORATION,
+    MEL_VOCODING,
     SPEAKER_EMBEDDING,
     SPEECH_SYNTHESIS,
     TRANSCRIPTION,
@@ -67,6 +70,7 @@ RESULT_ENCODERS: dict[str, Callable[[Any, dict], Encoded]] = {
     TRANSCRIPTION: _transcription,
     SPEECH_SYNTHESIS: render_audio,
     AUDIO_CONVERSION: render_audio,
+    MEL_VOCODING: render_audio,
 }
 
 
@@ -91,6 +95,16 @@ def unpack_audio(data: bytes) -> SynthesizedSpeech:
 INTERMEDIATE: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
     SPEECH_SYNTHESIS: (pack_audio, unpack_audio),
     AUDIO_CONVERSION: (pack_audio, unpack_audio),
+    MEL_VOCODING: (pack_audio, unpack_audio),
+    MEL_RESTORATION: (RestoredMel.to_bytes, RestoredMel.from_bytes),
+}
+
+# the request field a step's output fills in the next step's request
+NEXT_STEP_FIELD: dict[str, str] = {
+    SPEECH_SYNTHESIS: "audio",
+    AUDIO_CONVERSION: "audio",
+    MEL_VOCODING: "audio",
+    MEL_RESTORATION: "mel",
 }
 
 

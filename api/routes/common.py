@@ -29,10 +29,11 @@ ASYNC_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 async def run_job(dispatcher: JobDispatcher, model: ModelConfig, capability: str, payload: dict[str, Any],
                   preference: Preference, render: dict | None = None,
-                  callback_url: str | None = None, parts: int = 0,
-                  stages: list[dict] | None = None) -> dict[str, Any] | Response:
+                  callback_url: str | None = None, parts: int = 0, stages: list[dict] | None = None,
+                  head_capability: str | None = None, name: str | None = None) -> dict[str, Any] | Response:
     """Queue the job; a 202 with the job for async requests, else the finished job's body."""
-    record = await dispatcher.submit(model, capability, payload, preference, render, callback_url, parts, stages)
+    record = await dispatcher.submit(model, capability, payload, preference, render, callback_url, parts, stages,
+                                     head_capability, name)
     if preference.respond_async:
         return JSONResponse(JobView.of(record).model_dump(), status_code=202,
                             headers={"Location": f"/v1/jobs/{record.id}", "Preference-Applied": "respond-async"})

@@ -17,7 +17,7 @@ router = APIRouter(tags=["audio conversion"])
 
 
 class AudioConvertRequest(CallbackOption):
-    model: str = Field(description="a configured audio conversion model, e.g. rnnoise")
+    model: str = Field(description="an audio conversion model (e.g. rnnoise) or toolchain (voicefixer)")
     source_audio: str = Field(description="base64 audio to convert")
     output_options: AudioOutputOptions | None = None
     post_generation_filters: list[PostGenerationFilter] | None = Field(
@@ -34,10 +34,11 @@ class AudioConvertResponse(BaseModel):
 @router.post("/v1/audio/convert", response_model=AudioConvertResponse, responses={**ERROR_RESPONSES, **ASYNC_RESPONSE})
 async def convert_audio(body: AudioConvertRequest, catalog: CatalogDep, dispatcher: DispatcherDep,
                         settings: SettingsDep, preference: PreferenceDep):
-    model = catalog.require(body.model, AUDIO_CONVERSION, "audio conversion")
-    stages = filter_stages(catalog, body.post_generation_filters)
+    plan = catalog.plan(body.model, AUDIO_CONVERSION, "audio conversion")  # a model, or the voicefixer toolchain
+    stages = plan.stages + filter_stages(catalog, body.post_generation_filters)
     output = body.output_options or AudioOutputOptions()
     payload = {"audio": await read_audio(body.source_audio, settings.max_audio_seconds, param="source_audio"),
                "output": {"format": output.format or "wav", "sample_rate": output.sample_rate}}
-    return await run_job(dispatcher, model, AUDIO_CONVERSION, payload, preference, {"dialect": "hse"},
-                         callback_url=body.callback_url, stages=stages)
+    return await run_job(dispatcher, plan.head, AUDIO_CONVERSION, payload, preference, {"dialect": "hse"},
+                         callback_url=body.callback_url, stages=stages, head_capability=plan.head_capability,
+                         name=plan.name)

@@ -46,10 +46,15 @@ def model_card(catalog: ModelCatalog, config: ModelConfig, published: dict | Non
 
 
 async def model_cards(request: Request, catalog: ModelCatalog, capability: str | None = None) -> ModelList:
+    """The configured models, then the toolchains they complete (``object: "toolchain"``)."""
     configs = catalog.serving(capability)
     raw = await request.app.state.redis.mget([card_key(config.name) for config in configs]) if configs else []
-    return ModelList(data=[model_card(catalog, config, json.loads(card) if card else None)
-                           for config, card in zip(configs, raw)])
+    toolchains = [ModelCard(id=toolchain.name, object="toolchain", created=catalog.created,
+                            capabilities=[toolchain.capability],
+                            steps=[model.name for model in catalog.toolchain_models(toolchain)])
+                  for toolchain in catalog.toolchains(capability)]
+    return ModelList(data=[*(model_card(catalog, config, json.loads(card) if card else None)
+                             for config, card in zip(configs, raw)), *toolchains])
 
 
 @router.get("/v1/models", response_model=ModelList)

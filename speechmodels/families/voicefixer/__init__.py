@@ -1,0 +1,7 @@
+from speechmodels.families.voicefixer.model import (
+    RestoredMel,
+    VoiceFixerRestorer,
+    VoiceFixerVocoder,
+)
+
+__all__ = ["RestoredMel", "VoiceFixerRestorer", "VoiceFixerVocoder"]

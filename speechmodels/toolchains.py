@@ -1,0 +1,33 @@
+"""Toolchains: named chains of model families that serve one capability together, declared
+as data (HSE's names). Each step runs as its own job step on the queue of the configured model
+of that family; the output of one step is the input of the next.
+
+A toolchain exists for a deployment only when every family it needs is configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from speechmodels.registry import AUDIO_CONVERSION, MEL_RESTORATION, MEL_VOCODING
+
+
+@dataclass(frozen=True)
+class ToolchainStep:
+    model_type: str
+    capability: str  # what this step does, which says how its output travels to the next
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    name: str
+    capability: str  # what the chain as a whole does, as routes and listings see it
+    steps: tuple[ToolchainStep, ...]
+
+
+TOOLCHAINS: dict[str, Toolchain] = {
+    "voicefixer": Toolchain("voicefixer", AUDIO_CONVERSION, (
+        ToolchainStep("VoiceFixerRestorer", MEL_RESTORATION),
+        ToolchainStep("VoiceFixerVocoder", MEL_VOCODING),
+    )),
+}
