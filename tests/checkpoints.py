@@ -10,9 +10,10 @@ import torch
 
 from speechmodels.families.voicefixer.networks import MelVocoder, Restorer, StftFrontEnd
 
-# reduced sizes; the mel keeps VoiceFixer's 128 bins (its U-Net halves them six times)
-VF_N_FFT, VF_N_MELS, VF_HOP = 256, 128, 16
-VF_FACTORS = [2, 2, 2, 2]  # product = VF_HOP, as 7x7x3x3 = 441 is the published hop
+# reduced widths; the published hop (441 = 7x7x3x3, the vocoder's upsampling) and VoiceFixer's
+# 128 mel bins (its U-Net halves them six times) stay
+VF_N_FFT, VF_N_MELS, VF_HOP = 512, 128, 441
+VF_FACTORS = [7, 7, 3, 3]
 
 
 def _dft_kernels(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from celery import Celery
 
 from speechfleet.redis_server import EmbeddedRedis
-from tests.fleet import Fleet, fixture_audio
+from tests.checkpoints import VF_HOP, build_voicefixer
+from tests.fleet import TEST_CONFIG, Fleet, fixture_audio
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +28,29 @@ def private_redis():
 
 
 @pytest.fixture(scope="session")
-def fleet(redis_server):
+def fleet_config(tmp_path_factory) -> Path:
+    """The test models, plus VoiceFixer's two families on small random checkpoints in the
+    published layout (built here: the real weights cannot be downloaded)."""
+    folder = tmp_path_factory.mktemp("voicefixer-checkpoints")
+    build_voicefixer(folder)
+    document = yaml.safe_load(TEST_CONFIG.read_text())
+    document["model_configs"] += [
+        {"name": "vf-restorer", "model": str(folder), "model_type": "VoiceFixerRestorer", "max_batch_size": 2,
+         "options": {"hop_length": VF_HOP}},
+        {"name": "vf-vocoder", "model": str(folder), "model_type": "VoiceFixerVocoder", "max_batch_size": 2},
+    ]
+    path = folder / "config.yml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fleet(redis_server, fleet_config):
     """API + one worker per test model, shared by the API tests."""
-    running = Fleet(redis_server)
+    running = Fleet(redis_server, config=fleet_config)
     for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper", "rnnoise"):
         running.start_worker(models)
+    running.start_worker("vf-restorer,vf-vocoder", name="voicefixer")  # one process, two queues
     running.start_webhook_worker()
     running.start_api()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache
 
 import redis
@@ -75,6 +76,11 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
     except InputError as exc:
         _fail(store, job_id, step, info, JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status))
         raise JobFailed(exc.message) from None
+    except FutureTimeout:
+        error = JobError(f"model {model_name!r} did not finish this input within {settings.visibility_timeout_s:g}s",
+                         reason="model_timeout", status=500)
+        _fail(store, job_id, step, info, error)
+        raise JobFailed(error.message) from None
     except Exception as exc:
         logger.exception("job {} failed in model {}", job_id, model_name)
         error = JobError(f"model {model_name!r} failed on this input: {exc.__class__.__name__}: {exc}",

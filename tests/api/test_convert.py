@@ -81,3 +81,37 @@ def test_a_speech_filter_must_be_an_audio_conversion_model(client):
     response = client.post("/v1/audio/speech", json={"model": "piper", "input": "Hi there, friend.", "voice": "joe",
                                                      "post_generation_filters": [{"model": "whisper"}]})
     assert response.status_code == 400 and response.json()["param"] == "post_generation_filters.0.model"
+
+
+def test_the_voicefixer_toolchain_runs_each_step_on_its_own_queue(client):
+    source = fixture_audio("cmu_arctic_us_axb_a0004.wav")
+    response = client.post("/v1/audio/convert", json={"model": "voicefixer",
+                                                      "source_audio": base64.b64encode(source).decode()})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    job = client.get(f"/v1/jobs/{body['id']}").json()
+    assert job["model"] == "voicefixer"
+    assert [(step["name"], step["queue"]) for step in job["steps"]] == [
+        ("vf-restorer", "model.vf-restorer"), ("vf-vocoder", "model.vf-vocoder")]
+    assert job["steps"][1]["started_at"] >= job["steps"][0]["finished_at"]
+    samples, rate = soundfile.read(io.BytesIO(base64.b64decode(body["data"])), dtype="float32")
+    assert rate == 44_100  # VoiceFixer's own rate by default
+    assert samples.size == pytest.approx(audio.probe(source).duration_s * 44_100, abs=2)
+
+
+def test_voicefixer_honours_output_options_and_serves_as_a_speech_filter(client):
+    response = client.post("/v1/audio/convert", json={"model": "voicefixer", "source_audio": b64_audio("jfk.flac"),
+                                                      "output_options": {"format": "mp3", "sample_rate": 16_000}})
+    assert response.status_code == 200, response.text
+    assert audio.probe(base64.b64decode(response.json()["data"])).sample_rate == 16_000
+    speech = client.post("/v1/audio/speech", json={"model": "piper", "input": "Restore me, please.", "voice": "joe",
+                                                   "post_generation_filters": [{"model": "voicefixer"}]})
+    assert speech.status_code == 200, speech.text
+    steps = client.get(f"/v1/jobs/{speech.json()['id']}").json()["steps"]
+    assert [step["name"] for step in steps] == ["piper[0]", "join", "vf-restorer", "vf-vocoder"]
+
+
+def test_toolchains_are_listed_with_their_steps(client):
+    cards = client.get("/v1/audio/convert/models").json()["data"]
+    assert {card["id"]: card["object"] for card in cards} == {"rnnoise": "model", "voicefixer": "toolchain"}
+    assert next(card for card in cards if card["id"] == "voicefixer")["steps"] == ["vf-restorer", "vf-vocoder"]
