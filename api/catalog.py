@@ -41,9 +41,11 @@ class ModelCatalog:
                            reason="unsupported_model", param=param)
         return config
 
-    def plan(self, name: str, capability: str, capability_label: str, param: str = "model") -> Plan:
+    def plan(self, name: str, capability: str, capability_label: str, param: str = "model",
+             provided: frozenset[str] = frozenset()) -> Plan:
         """A configured model, or a toolchain whose every family is configured; 404 for a
-        toolchain that cannot run here (never a queued job that no worker will take)."""
+        toolchain that cannot run here (never a queued job that no worker will take).
+        Toolchain steps whose output the request already ``provided`` are left out."""
         toolchain = TOOLCHAINS.get(name)
         if toolchain is None or name in self.configs:
             return Plan(name, self.require(name, capability, capability_label, param), capability)
@@ -55,7 +57,8 @@ class ModelCatalog:
             needed = ", ".join(step.model_type for step in toolchain.steps)
             raise not_found(f"toolchain '{name}' needs a configured model of each of: {needed}",
                             reason="toolchain_unavailable", param=param)
-        first, *rest = zip(models, toolchain.steps)
+        first, *rest = [(model, step) for model, step in zip(models, toolchain.steps)
+                        if step.provided_by not in provided]
         return Plan(name, first[0], first[1].capability,
                     [{"model": model.name, "capability": step.capability} for model, step in rest])
 

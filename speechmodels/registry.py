@@ -22,6 +22,7 @@ AUDIO_CONVERSION = "convert"  # audio in, audio out: denoising, restoration
 # steps that only run inside toolchains (an intermediate representation in or out)
 MEL_RESTORATION = "restore_mel"  # audio -> restored mel
 MEL_VOCODING = "vocode_mel"  # mel -> audio
+MEL_SYNTHESIS = "synthesize_mel"  # text + speaker embedding -> mel
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
     ),
     "PiperSynthesizer": ModelFamily("speechmodels.families.piper:PiperSynthesizer", frozenset({SPEECH_SYNTHESIS})),
     "RNNoiseDenoiser": ModelFamily("speechmodels.families.rnnoise:RNNoiseDenoiser", frozenset({AUDIO_CONVERSION})),
+    "HarmonySpeechSynthesizer": ModelFamily("speechmodels.families.harmonyspeech_synthesizer:HarmonySpeechSynthesizer",
+                                            frozenset({MEL_SYNTHESIS})),
+    "HarmonySpeechVocoder": ModelFamily("speechmodels.families.harmonyspeech_vocoder:HarmonySpeechVocoder",
+                                        frozenset({MEL_VOCODING})),
     "VoiceFixerRestorer": ModelFamily("speechmodels.families.voicefixer:VoiceFixerRestorer",
                                       frozenset({MEL_RESTORATION})),
     "VoiceFixerVocoder": ModelFamily("speechmodels.families.voicefixer:VoiceFixerVocoder", frozenset({MEL_VOCODING})),

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from speechmodels.registry import AUDIO_CONVERSION, MEL_RESTORATION, MEL_VOCODING
+from speechmodels.registry import (
+    AUDIO_CONVERSION,
+    MEL_RESTORATION,
+    MEL_SYNTHESIS,
+    MEL_VOCODING,
+    SPEAKER_EMBEDDING,
+    SPEECH_SYNTHESIS,
+)
 
 
 @dataclass(frozen=True)
 class ToolchainStep:
     model_type: str
     capability: str  # what this step does, which says how its output travels to the next
+    #: a request field that, when given, stands in for this step's output: the step is skipped
+    provided_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,12 @@ class Toolchain:
 
 
 TOOLCHAINS: dict[str, Toolchain] = {
+    # voice cloning: a reference clip's embedding (or one the request brings), text -> mel, mel -> 16 kHz
+    "harmonyspeech": Toolchain("harmonyspeech", SPEECH_SYNTHESIS, (
+        ToolchainStep("HarmonySpeechEncoder", SPEAKER_EMBEDDING, provided_by="input_embedding"),
+        ToolchainStep("HarmonySpeechSynthesizer", MEL_SYNTHESIS),
+        ToolchainStep("HarmonySpeechVocoder", MEL_VOCODING),
+    )),
     "voicefixer": Toolchain("voicefixer", AUDIO_CONVERSION, (
         ToolchainStep("VoiceFixerRestorer", MEL_RESTORATION),
         ToolchainStep("VoiceFixerVocoder", MEL_VOCODING),

@@ -56,3 +56,67 @@ def build_voicefixer(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     torch.save(analysis, folder / "vf.ckpt")
     torch.save({"generator": _weight_normed(vocoder.state_dict())}, folder / "model.ckpt-1490000_trimed.pt")
     return folder / "vf.ckpt", folder / "model.ckpt-1490000_trimed.pt"
+
+
+# HarmonySpeech V1 (harmony-ai/harmony-speech-v1): encoder/, synthesizer/, vocoder/, each a
+# config.json and a .pt; reduced widths, the published structure
+HS_EMBEDDING = 16
+HS_SYNTHESIZER = {"embed_dims": 16, "series_embed_dims": 8, "num_chars": 66, "durpred_conv_dims": 16,
+                  "durpred_rnn_dims": 8, "durpred_dropout": 0.5, "pitch_conv_dims": 16, "pitch_rnn_dims": 8,
+                  "pitch_dropout": 0.5, "pitch_strength": 1.0, "energy_conv_dims": 16, "energy_rnn_dims": 8,
+                  "energy_dropout": 0.5, "energy_strength": 1.0, "rnn_dims": 16, "prenet_dims": 16, "prenet_k": 4,
+                  "prenet_num_highways": 2, "prenet_dropout": 0.5, "postnet_dims": 16, "postnet_k": 4,
+                  "postnet_num_highways": 2, "postnet_dropout": 0.5, "n_mels": 80,
+                  "speaker_embed_dims": HS_EMBEDDING, "padding_value": -11.5129}
+HS_VOCODER = {"in_channels": 80, "out_channels": 4, "kernel_size": 7, "channels": 32, "bias": True,
+              "upsample_scales": [5, 5, 2], "stack_kernel_size": 3, "stacks": 2, "nonlinear_activation": "LeakyReLU",
+              "nonlinear_activation_params": {"negative_slope": 0.2}, "pad": "ReflectionPad1d", "pad_params": {},
+              "use_final_nonlinear_activation": True, "use_weight_norm": True, "use_causal_conv": False}
+
+
+def _all_convs_weight_normed(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = {}
+    for key, tensor in module.state_dict().items():
+        owner = module.get_submodule(key.rsplit(".", 1)[0]) if "." in key else module
+        if key.endswith(".weight") and isinstance(owner, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            prefix = key[: -len("weight")]
+            state[prefix + "weight_g"] = tensor.reshape(tensor.shape[0], -1).norm(dim=1).reshape(-1, 1, 1)
+            state[prefix + "weight_v"] = tensor
+        else:
+            state[key] = tensor
+    return state
+
+
+def build_harmonyspeech(folder: Path, seed: int = 0) -> Path:
+    """A harmony-speech-v1 folder: encoder, synthesizer and vocoder in HSE's layout."""
+    import json
+
+    from speechmodels.families.harmonyspeech_encoder.model import (
+        EncoderConfig,
+        SpeakerEncoderNet,
+    )
+    from speechmodels.families.harmonyspeech_synthesizer.network import (
+        ForwardTacotron,
+        SynthesizerConfig,
+    )
+    from speechmodels.families.harmonyspeech_vocoder.network import (
+        MelGANGenerator,
+        VocoderConfig,
+    )
+
+    torch.manual_seed(seed)
+    for part in ("encoder", "synthesizer", "vocoder"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    encoder = {"model_hidden_size": 32, "model_embedding_size": HS_EMBEDDING, "model_num_layers": 2}
+    (folder / "encoder" / "config.json").write_text(json.dumps(encoder))
+    network = SpeakerEncoderNet(EncoderConfig.model_validate(encoder))
+    torch.save({"step": 0, "model_state": network.state_dict()}, folder / "encoder" / "encoder.pt")
+    (folder / "synthesizer" / "config.json").write_text(json.dumps({"model": HS_SYNTHESIZER}))
+    synthesizer = ForwardTacotron(SynthesizerConfig.model_validate(HS_SYNTHESIZER))
+    torch.save({"model_state": synthesizer.state_dict()}, folder / "synthesizer" / "synthesizer.pt")
+    (folder / "vocoder" / "config.json").write_text(json.dumps({"model": HS_VOCODER}))
+    vocoder = MelGANGenerator(VocoderConfig.model_validate(HS_VOCODER))
+    generator = {f"melgan.{key}": value for key, value in _all_convs_weight_normed(vocoder.melgan).items()}
+    torch.save({"model_type": "multiband-melgan", "steps": 0, "model": {"generator": generator}},
+               folder / "vocoder" / "vocoder.pt")
+    return folder

@@ -144,8 +144,10 @@ def _step_request(store: WorkerJobStore, job_id: str, payload: dict | None, part
         upstream = store.part(job_id, source)
         if upstream is None:
             raise LookupError(f"the output of step {source}, this step's input, has expired")
-        # the step before's output, and the job's output options (this may be the last step)
-        return {source_field: upstream, "output": payload.get("output")}
+        # the step before's output, with the request's own fields (a synthesiser after an
+        # encoder still needs the text; the last step needs the output options)
+        shared = {key: value for key, value in payload.items() if key != "parts"}
+        return {**shared, source_field: upstream}
     return payload
 
 

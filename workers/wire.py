@@ -19,10 +19,12 @@ import soundfile
 
 from speechmodels.audio import resample
 from speechmodels.encoding import AUDIO_FORMATS, encode_audio
+from speechmodels.families.harmonyspeech_synthesizer.model import SynthesizedMel
 from speechmodels.families.voicefixer.model import RestoredMel
 from speechmodels.registry import (
     AUDIO_CONVERSION,
     MEL_RESTORATION,
+    MEL_SYNTHESIS,
     MEL_VOCODING,
     SPEAKER_EMBEDDING,
     SPEECH_SYNTHESIS,
@@ -97,6 +99,8 @@ INTERMEDIATE: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] =
     AUDIO_CONVERSION: (pack_audio, unpack_audio),
     MEL_VOCODING: (pack_audio, unpack_audio),
     MEL_RESTORATION: (RestoredMel.to_bytes, RestoredMel.from_bytes),
+    MEL_SYNTHESIS: (SynthesizedMel.to_bytes, SynthesizedMel.from_bytes),
+    SPEAKER_EMBEDDING: (lambda vector: np.asarray(vector, dtype="<f4").tobytes(), lambda data: np.frombuffer(data, "<f4")),
 }
 
 # the request field a step's output fills in the next step's request
@@ -105,6 +109,8 @@ NEXT_STEP_FIELD: dict[str, str] = {
     AUDIO_CONVERSION: "audio",
     MEL_VOCODING: "audio",
     MEL_RESTORATION: "mel",
+    MEL_SYNTHESIS: "mel",
+    SPEAKER_EMBEDDING: "embedding",
 }
 
 
