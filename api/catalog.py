@@ -62,8 +62,33 @@ class ModelCatalog:
         return Plan(name, first[0], first[1].capability,
                     [{"model": model.name, "capability": step.capability} for model, step in rest])
 
+    def member(self, name: str, capability: str, capability_label: str) -> ModelConfig:
+        """The model that does ``capability``: the named model, or the toolchain step that
+        does it (``/v1/embed/speaker`` on "harmonyspeech" runs its speaker encoder)."""
+        toolchain = TOOLCHAINS.get(name)
+        if toolchain is None or name in self.configs:
+            return self.require(name, capability, capability_label)
+        models = self.toolchain_models(toolchain)
+        for model, step in zip(models or [], toolchain.steps):
+            if step.capability == capability:
+                return model
+        raise APIError(400 if models else 404, f"toolchain '{name}' has no configured step that does "
+                       f"{capability_label}", reason="unsupported_model", param="model")
+
+    def is_toolchain(self, name: str) -> bool:
+        """A toolchain's name (a configured model of the same name wins)."""
+        return name in TOOLCHAINS and name not in self.configs
+
     def toolchain_models(self, toolchain: Toolchain) -> list[ModelConfig] | None:
-        """The configured model for each step (the first of its family), or None if one is missing."""
+        """The configured model for each step, or None if a family is missing. Models loaded
+        from the same weights (one repo holds a toolchain's parts, as harmony-speech-v1 does)
+        are preferred together; otherwise the first configured model of each family."""
+        by_source: dict[str, dict[str, ModelConfig]] = {}
+        for config in self.configs.values():
+            by_source.setdefault(config.model, {}).setdefault(config.model_type, config)
+        for family in by_source.values():
+            if all(step.model_type in family for step in toolchain.steps):
+                return [family[step.model_type] for step in toolchain.steps]
         models = []
         for step in toolchain.steps:
             config = next((c for c in self.configs.values() if c.model_type == step.model_type), None)
@@ -73,8 +98,9 @@ class ModelCatalog:
         return models
 
     def toolchains(self, capability: str | None = None) -> list[Toolchain]:
-        """The toolchains this deployment can run."""
-        return [t for t in TOOLCHAINS.values() if (capability is None or t.capability == capability)
+        """The toolchains this deployment can run, for ``capability`` as a whole or as a step."""
+        return [t for t in TOOLCHAINS.values()
+                if (capability is None or t.capability == capability or any(s.capability == capability for s in t.steps))
                 and t.name not in self.configs and self.toolchain_models(t) is not None]
 
     def serving(self, capability: str | None = None) -> list[ModelConfig]:

@@ -10,7 +10,7 @@ import yaml
 from celery import Celery
 
 from speechfleet.redis_server import EmbeddedRedis
-from tests.checkpoints import VF_HOP, build_voicefixer
+from tests.checkpoints import VF_HOP, build_harmonyspeech, build_voicefixer
 from tests.fleet import TEST_CONFIG, Fleet, fixture_audio
 
 
@@ -33,11 +33,14 @@ def fleet_config(tmp_path_factory) -> Path:
     published layout (built here: the real weights cannot be downloaded)."""
     folder = tmp_path_factory.mktemp("voicefixer-checkpoints")
     build_voicefixer(folder)
+    harmony = build_harmonyspeech(tmp_path_factory.mktemp("harmony-speech-v1"))
     document = yaml.safe_load(TEST_CONFIG.read_text())
     document["model_configs"] += [
         {"name": "vf-restorer", "model": str(folder), "model_type": "VoiceFixerRestorer", "max_batch_size": 2,
          "options": {"hop_length": VF_HOP}},
         {"name": "vf-vocoder", "model": str(folder), "model_type": "VoiceFixerVocoder", "max_batch_size": 2},
+        *({"name": f"hs-{part}", "model": str(harmony), "model_type": f"HarmonySpeech{part.title()}",
+           "max_batch_size": 2} for part in ("encoder", "synthesizer", "vocoder")),
     ]
     path = folder / "config.yml"
     path.write_text(yaml.safe_dump(document))
@@ -51,6 +54,7 @@ def fleet(redis_server, fleet_config):
     for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper", "rnnoise"):
         running.start_worker(models)
     running.start_worker("vf-restorer,vf-vocoder", name="voicefixer")  # one process, two queues
+    running.start_worker("hs-encoder,hs-synthesizer,hs-vocoder", name="harmonyspeech")
     running.start_webhook_worker()
     running.start_api()
     try:

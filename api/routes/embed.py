@@ -15,7 +15,7 @@ router = APIRouter(tags=["speaker embedding"])
 
 
 class EmbedSpeakerRequest(CallbackOption):
-    model: str = Field(description="a configured speaker encoder, e.g. harmonyspeech-encoder")
+    model: str = Field(description="a configured speaker encoder (e.g. harmonyspeech-encoder) or a toolchain with one")
     input_audio: str = Field(description="base64 audio of one speaker")
 
 
@@ -29,6 +29,6 @@ class EmbedSpeakerResponse(BaseModel):
 @router.post("/v1/embed/speaker", response_model=EmbedSpeakerResponse, responses={**ERROR_RESPONSES, **ASYNC_RESPONSE})
 async def embed_speaker(body: EmbedSpeakerRequest, catalog: CatalogDep, dispatcher: DispatcherDep,
                         settings: SettingsDep, preference: PreferenceDep):
-    model = catalog.require(body.model, SPEAKER_EMBEDDING, "speaker embedding")
+    model = catalog.member(body.model, SPEAKER_EMBEDDING, "speaker embedding")  # a toolchain's encoder too
     payload = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds)}
     return await run_job(dispatcher, model, SPEAKER_EMBEDDING, payload, preference, callback_url=body.callback_url)

@@ -7,12 +7,15 @@ and joins them (``workers.assembly``), or streams them as they finish (``api.spe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.audio_input import read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_stages
@@ -93,27 +96,29 @@ _AUDIO_RESPONSES = {200: {"content": {fmt.content_type: {} for fmt in AUDIO_FORM
              responses={**ERROR_RESPONSES, **ASYNC_RESPONSE, **_AUDIO_RESPONSES})
 async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep,
                         settings: SettingsDep, preference: PreferenceDep):
-    model = catalog.require(body.model, SPEECH_SYNTHESIS, "text to speech")
     text = body.input.strip()
     if not text:
         raise APIError(400, "input is empty: there is nothing to say", reason="empty_input", param="input")
     if len(text) > settings.max_speech_chars:
         raise APIError(400, f"input is {len(text)} characters; the limit is {settings.max_speech_chars}",
                        reason="input_too_long", param="input")
-    if body.mode == "voice_cloning" or body.input_audio or body.input_embedding:
-        raise APIError(400, f"model '{model.name}' speaks with its own voices and cannot clone one",
-                       reason="unsupported_mode", param="mode")
     stages = filter_stages(catalog, body.post_generation_filters)
-    voice = await _checked_voice(request, model.name, body)
     output = body.output_options or OutputOptions()
     hse = body.hse_dialect
     format_name = (output.format or "wav") if hse else (body.response_format or "mp3")
     generation = body.generation_options or GenerationOptions()
-    sentences = split_sentences(text)
-    payload = {"voice": voice, "language": body.language, "speed": body.speed or generation.speed or 1.0,
-               "seed": generation.seed, "output": {"format": format_name, "sample_rate": output.sample_rate},
-               "parts": [{"text": sentence} for sentence in sentences]}
+    shared = {"language": body.language, "speed": body.speed or generation.speed or 1.0, "seed": generation.seed,
+              "output": {"format": format_name, "sample_rate": output.sample_rate}}
     render = {"dialect": "hse" if hse else "openai"}
+    if catalog.is_toolchain(body.model):
+        return await _clone_voice(body, catalog, dispatcher, settings, preference, text, shared, render, stages)
+    model = catalog.require(body.model, SPEECH_SYNTHESIS, "text to speech")
+    if body.mode == "voice_cloning" or body.input_audio or body.input_embedding:
+        raise APIError(400, f"model '{model.name}' speaks with its own voices and cannot clone one; "
+                       "clone with a toolchain such as harmonyspeech", reason="unsupported_mode", param="mode")
+    voice = await _checked_voice(request, model.name, body)
+    sentences = split_sentences(text)
+    payload = {**shared, "voice": voice, "parts": [{"text": sentence} for sentence in sentences]}
     if body.stream_format or output.stream:
         if stages:
             raise APIError(400, "post_generation_filters work on the whole audio and cannot be streamed",
@@ -122,6 +127,42 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
                                    sse=body.stream_format == "sse", callback_url=body.callback_url)
     return await run_job(dispatcher, model, SPEECH_SYNTHESIS, payload, preference, render,
                          callback_url=body.callback_url, parts=len(sentences), stages=stages)
+
+
+async def _clone_voice(body: SpeechRequest, catalog, dispatcher, settings, preference, text: str, shared: dict,
+                       render: dict, stages: list[dict]):
+    """A voice-cloning toolchain (harmonyspeech): the reference clip goes through the speaker
+    encoder step, unless the request brings the embedding, which skips that step."""
+    provided = frozenset({"input_embedding"}) if body.input_embedding else frozenset()
+    plan = catalog.plan(body.model, SPEECH_SYNTHESIS, "text to speech", provided=provided)
+    if body.stream_format or (body.output_options and body.output_options.stream):
+        raise APIError(400, f"toolchain '{body.model}' answers with the whole audio; it cannot stream",
+                       reason="unsupported_stream", param="stream_format")
+    generation = body.generation_options or GenerationOptions()
+    payload = {**shared, "text": text, "pitch": generation.pitch if generation.pitch is not None else 1.0,
+               "energy": generation.energy if generation.energy is not None else 1.0}
+    if body.input_embedding:
+        payload["embedding"] = _decode_embedding(body.input_embedding)
+    elif body.input_audio:
+        payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
+    else:
+        raise APIError(400, f"toolchain '{body.model}' clones a voice: send input_audio (a reference clip) or "
+                       "input_embedding", reason="missing_reference", param="input_audio")
+    return await run_job(dispatcher, plan.head, SPEECH_SYNTHESIS, payload, preference, render,
+                         callback_url=body.callback_url, stages=plan.stages + stages,
+                         head_capability=plan.head_capability, name=plan.name)
+
+
+def _decode_embedding(encoded: str) -> bytes:
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise APIError(400, "input_embedding is not valid base64", reason="invalid_base64",
+                       param="input_embedding") from None
+    if not data or len(data) % 4:
+        raise APIError(400, "input_embedding must be little-endian float32 values", reason="invalid_embedding",
+                       param="input_embedding")
+    return data
 
 
 async def _checked_voice(request: Request, model_name: str, body: SpeechRequest) -> str | None:

@@ -40,3 +40,12 @@ def test_a_toolchain_for_another_capability_is_a_400():
 def test_a_plain_model_is_its_own_single_step():
     plan = ModelCatalog([DENOISER]).plan("rnnoise", AUDIO_CONVERSION, "audio conversion")
     assert plan.steps == [{"model": "rnnoise", "capability": AUDIO_CONVERSION}]
+
+
+def test_a_toolchain_prefers_the_models_of_one_repo():
+    """A V1 synthesizer and vocoder take the encoder from their own repo, not another encoder."""
+    other = ModelConfig(name="resemblyzer", model="package:resemblyzer", model_type="HarmonySpeechEncoder")
+    parts = [ModelConfig(name=f"hs-{p}", model="harmony-ai/harmony-speech-v1", model_type=f"HarmonySpeech{p.title()}")
+             for p in ("encoder", "synthesizer", "vocoder")]
+    plan = ModelCatalog([other, *parts]).plan("harmonyspeech", SPEECH_SYNTHESIS, "text to speech")
+    assert [step["model"] for step in plan.steps] == ["hs-encoder", "hs-synthesizer", "hs-vocoder"]

@@ -1,0 +1,65 @@
+"""The harmonyspeech toolchain (speaker encoder -> synthesizer -> vocoder), each step on its own
+model's queue, on small random checkpoints in HSE's published layout."""
+
+import base64
+import io
+
+import numpy as np
+import soundfile
+
+from tests.checkpoints import HS_EMBEDDING
+from tests.conftest import b64_audio
+
+TEXT = "Cloning a voice takes three steps."
+
+
+def _steps(client, job_id: str) -> list[tuple[str, str]]:
+    return [(step["name"], step["queue"]) for step in client.get(f"/v1/jobs/{job_id}").json()["steps"]]
+
+
+def test_a_reference_clip_runs_encoder_synthesizer_and_vocoder_in_order(client):
+    response = client.post("/v1/audio/speech", json={"model": "harmonyspeech", "input": TEXT, "mode": "voice_cloning",
+                                                     "input_audio": b64_audio("cmu_arctic_us_aew_a0001.wav")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert _steps(client, body["id"]) == [("hs-encoder", "model.hs-encoder"), ("hs-synthesizer", "model.hs-synthesizer"),
+                                          ("hs-vocoder", "model.hs-vocoder")]
+    steps = client.get(f"/v1/jobs/{body['id']}").json()["steps"]
+    assert all(later["started_at"] >= earlier["finished_at"] for earlier, later in zip(steps, steps[1:]))
+    samples, rate = soundfile.read(io.BytesIO(base64.b64decode(body["data"])), dtype="float32")
+    assert rate == 16_000 and samples.size % 200 == 0 and samples.size > 0  # 200 samples per mel frame
+
+
+def test_an_embedding_skips_the_encoder(client):
+    embedded = client.post("/v1/embed/speaker", json={"model": "harmonyspeech",
+                                                      "input_audio": b64_audio("cmu_arctic_us_axb_a0004.wav")})
+    assert embedded.status_code == 200, embedded.text
+    assert np.frombuffer(base64.b64decode(embedded.json()["data"]), "<f4").size == HS_EMBEDDING
+    response = client.post("/v1/audio/speech", json={"model": "harmonyspeech", "input": TEXT,
+                                                     "input_embedding": embedded.json()["data"],
+                                                     "output_options": {"format": "flac", "sample_rate": 22_050}})
+    assert response.status_code == 200, response.text
+    assert [name for name, _ in _steps(client, response.json()["id"])] == ["hs-synthesizer", "hs-vocoder"]
+    assert soundfile.info(io.BytesIO(base64.b64decode(response.json()["data"]))).samplerate == 22_050
+
+
+def test_cloning_requests_that_cannot_run_are_400(client):
+    missing = client.post("/v1/audio/speech", json={"model": "harmonyspeech", "input": TEXT})
+    assert missing.status_code == 400 and missing.json()["param"] == "input_audio"
+    wrong_size = client.post("/v1/audio/speech", json={"model": "harmonyspeech", "input": TEXT,
+                                                       "input_embedding": base64.b64encode(b"\0" * 12).decode()})
+    assert wrong_size.status_code == 400 and wrong_size.json()["param"] == "input_embedding"
+    streamed = client.post("/v1/audio/speech", json={"model": "harmonyspeech", "input": TEXT, "stream_format": "sse",
+                                                     "input_audio": b64_audio("cmu_arctic_us_axb_a0005.wav")})
+    assert streamed.status_code == 400
+    plain = client.post("/v1/audio/speech", json={"model": "piper", "input": TEXT,
+                                                  "input_audio": b64_audio("cmu_arctic_us_axb_a0005.wav")})
+    assert plain.status_code == 400 and plain.json()["param"] == "mode"
+    not_tts = client.post("/v1/audio/speech", json={"model": "voicefixer", "input": TEXT})
+    assert not_tts.status_code == 400 and not_tts.json()["param"] == "model"
+
+
+def test_the_toolchain_is_listed_for_speech(client):
+    cards = {card["id"]: card for card in client.get("/v1/audio/speech/models").json()["data"]}
+    assert cards["harmonyspeech"]["object"] == "toolchain"
+    assert cards["harmonyspeech"]["steps"] == ["hs-encoder", "hs-synthesizer", "hs-vocoder"]
