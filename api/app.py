@@ -24,6 +24,7 @@ from api.routes import (
     speech,
     transcriptions,
     vad,
+    voice,
 )
 from speechmodels import load_model_configs
 from workers.settings import Settings, get_settings
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (vad, embed, transcriptions, speech, convert, models, jobs, health, metrics):
+    for module in (vad, embed, transcriptions, speech, convert, voice, models, jobs, health, metrics):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessControl, api_keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute)

@@ -9,7 +9,12 @@ from fastapi import Response
 
 from api.audio_rendering import render_audio_result
 from api.transcripts import render_transcription
-from speechmodels.registry import AUDIO_CONVERSION, SPEECH_SYNTHESIS, TRANSCRIPTION
+from speechmodels.registry import (
+    AUDIO_CONVERSION,
+    SPEECH_SYNTHESIS,
+    TRANSCRIPTION,
+    VOICE_CONVERSION,
+)
 from workers.jobs import JobRecord
 
 # (record, its binary result if it has one) -> the response
@@ -17,4 +22,5 @@ RENDERERS: dict[str, Callable[[JobRecord, bytes | None], Response]] = {
     TRANSCRIPTION: render_transcription,
     SPEECH_SYNTHESIS: render_audio_result,
     AUDIO_CONVERSION: render_audio_result,
+    VOICE_CONVERSION: render_audio_result,
 }

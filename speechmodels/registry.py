@@ -23,6 +23,7 @@ AUDIO_CONVERSION = "convert"  # audio in, audio out: denoising, restoration
 MEL_RESTORATION = "restore_mel"  # audio -> restored mel
 MEL_VOCODING = "vocode_mel"  # mel -> audio
 MEL_SYNTHESIS = "synthesize_mel"  # text + speaker embedding -> mel
+VOICE_CONVERSION = "voice_convert"  # source audio + a target voice's embedding -> audio
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
                                             frozenset({MEL_SYNTHESIS})),
     "HarmonySpeechVocoder": ModelFamily("speechmodels.families.harmonyspeech_vocoder:HarmonySpeechVocoder",
                                         frozenset({MEL_VOCODING})),
+    "OpenVoiceV2ToneConverterEncoder": ModelFamily(
+        "speechmodels.families.openvoice:OpenVoiceV2ToneConverterEncoder", frozenset({SPEAKER_EMBEDDING})),
+    "OpenVoiceV2ToneConverter": ModelFamily("speechmodels.families.openvoice:OpenVoiceV2ToneConverter",
+                                            frozenset({VOICE_CONVERSION})),
     "VoiceFixerRestorer": ModelFamily("speechmodels.families.voicefixer:VoiceFixerRestorer",
                                       frozenset({MEL_RESTORATION})),
     "VoiceFixerVocoder": ModelFamily("speechmodels.families.voicefixer:VoiceFixerVocoder", frozenset({MEL_VOCODING})),

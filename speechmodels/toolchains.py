@@ -16,6 +16,7 @@ from speechmodels.registry import (
     MEL_VOCODING,
     SPEAKER_EMBEDDING,
     SPEECH_SYNTHESIS,
+    VOICE_CONVERSION,
 )
 
 
@@ -40,6 +41,11 @@ TOOLCHAINS: dict[str, Toolchain] = {
         ToolchainStep("HarmonySpeechEncoder", SPEAKER_EMBEDDING, provided_by="input_embedding"),
         ToolchainStep("HarmonySpeechSynthesizer", MEL_SYNTHESIS),
         ToolchainStep("HarmonySpeechVocoder", MEL_VOCODING),
+    )),
+    # voice conversion: the target clip's tone colour (or one the request brings), then the converter
+    "openvoice_v2": Toolchain("openvoice_v2", VOICE_CONVERSION, (
+        ToolchainStep("OpenVoiceV2ToneConverterEncoder", SPEAKER_EMBEDDING, provided_by="target_embedding"),
+        ToolchainStep("OpenVoiceV2ToneConverter", VOICE_CONVERSION),
     )),
     "voicefixer": Toolchain("voicefixer", AUDIO_CONVERSION, (
         ToolchainStep("VoiceFixerRestorer", MEL_RESTORATION),

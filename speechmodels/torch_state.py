@@ -18,7 +18,7 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
                 prefix = key[: -len(magnitude)]
                 v = state[prefix + direction]
                 norm = v.reshape(v.shape[0], -1).norm(dim=1).reshape(-1, *([1] * (v.dim() - 1)))
-                folded[prefix + "weight"] = tensor * v / norm
+                folded[prefix + "weight"] = tensor.reshape(norm.shape) * v / norm
                 break
         else:
             if not any(key.endswith(direction) for direction in pairs.values()):

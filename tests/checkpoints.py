@@ -4,6 +4,7 @@ keys, tensor ranks), for families whose real weights cannot be downloaded here."
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -74,13 +75,17 @@ HS_VOCODER = {"in_channels": 80, "out_channels": 4, "kernel_size": 7, "channels"
               "use_final_nonlinear_activation": True, "use_weight_norm": True, "use_causal_conv": False}
 
 
-def _all_convs_weight_normed(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _all_convs_weight_normed(module: torch.nn.Module, only: str | None = None) -> dict[str, torch.Tensor]:
+    """Conv weights (those whose key matches the ``only`` pattern, if given) as legacy
+    weight-norm pairs (g over dim 0, v), as the published files store them."""
     state = {}
     for key, tensor in module.state_dict().items():
         owner = module.get_submodule(key.rsplit(".", 1)[0]) if "." in key else module
-        if key.endswith(".weight") and isinstance(owner, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+        if (key.endswith(".weight") and isinstance(owner, (torch.nn.Conv1d, torch.nn.ConvTranspose1d, torch.nn.Conv2d))
+                and (only is None or re.search(only, key))):
             prefix = key[: -len("weight")]
-            state[prefix + "weight_g"] = tensor.reshape(tensor.shape[0], -1).norm(dim=1).reshape(-1, 1, 1)
+            norms = tensor.reshape(tensor.shape[0], -1).norm(dim=1)
+            state[prefix + "weight_g"] = norms.reshape(-1, *([1] * (tensor.dim() - 1)))
             state[prefix + "weight_v"] = tensor
         else:
             state[key] = tensor
@@ -119,4 +124,33 @@ def build_harmonyspeech(folder: Path, seed: int = 0) -> Path:
     generator = {f"melgan.{key}": value for key, value in _all_convs_weight_normed(vocoder.melgan).items()}
     torch.save({"model_type": "multiband-melgan", "steps": 0, "model": {"generator": generator}},
                folder / "vocoder" / "vocoder.pt")
+    return folder
+
+
+# OpenVoice V2 (myshell-ai/OpenVoiceV2): converter/config.json + converter/checkpoint.pth;
+# reduced widths, the published hop (256 = 8x8x2x2) and spectrogram (1024-point)
+OV_GIN = 16
+OV_CONFIG = {"_version_": "v2",
+             "data": {"sampling_rate": 22050, "filter_length": 1024, "hop_length": 256, "win_length": 1024,
+                      "n_speakers": 0},
+             "model": {"zero_g": True, "inter_channels": 8, "hidden_channels": 8, "filter_channels": 32,
+                       "n_heads": 2, "n_layers": 2, "kernel_size": 3, "p_dropout": 0.1, "resblock": "1",
+                       "resblock_kernel_sizes": [3, 7], "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]],
+                       "upsample_rates": [8, 8, 2, 2], "upsample_initial_channel": 32,
+                       "upsample_kernel_sizes": [16, 16, 4, 4], "gin_channels": OV_GIN}}
+
+
+def build_openvoice_v2(folder: Path, seed: int = 0) -> Path:
+    import json
+
+    from speechmodels.families.openvoice.network import ConverterConfig, ToneConverter
+
+    torch.manual_seed(seed)
+    (folder / "converter").mkdir(parents=True, exist_ok=True)
+    (folder / "converter" / "config.json").write_text(json.dumps(OV_CONFIG))
+    network = ToneConverter(ConverterConfig.from_json(OV_CONFIG))
+    # weight-normalised in the published file: the decoder's upsamplers and residual blocks,
+    # every WaveNet layer, the reference encoder's convolutions
+    normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)|^ref_enc\.convs\."
+    torch.save({"model": _all_convs_weight_normed(network, only=normed)}, folder / "converter" / "checkpoint.pth")
     return folder

@@ -10,7 +10,12 @@ import yaml
 from celery import Celery
 
 from speechfleet.redis_server import EmbeddedRedis
-from tests.checkpoints import VF_HOP, build_harmonyspeech, build_voicefixer
+from tests.checkpoints import (
+    VF_HOP,
+    build_harmonyspeech,
+    build_openvoice_v2,
+    build_voicefixer,
+)
 from tests.fleet import TEST_CONFIG, Fleet, fixture_audio
 
 
@@ -34,6 +39,7 @@ def fleet_config(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("voicefixer-checkpoints")
     build_voicefixer(folder)
     harmony = build_harmonyspeech(tmp_path_factory.mktemp("harmony-speech-v1"))
+    openvoice = build_openvoice_v2(tmp_path_factory.mktemp("openvoicev2"))
     document = yaml.safe_load(TEST_CONFIG.read_text())
     document["model_configs"] += [
         {"name": "vf-restorer", "model": str(folder), "model_type": "VoiceFixerRestorer", "max_batch_size": 2,
@@ -41,6 +47,9 @@ def fleet_config(tmp_path_factory) -> Path:
         {"name": "vf-vocoder", "model": str(folder), "model_type": "VoiceFixerVocoder", "max_batch_size": 2},
         *({"name": f"hs-{part}", "model": str(harmony), "model_type": f"HarmonySpeech{part.title()}",
            "max_batch_size": 2} for part in ("encoder", "synthesizer", "vocoder")),
+        {"name": "ov-encoder", "model": str(openvoice), "model_type": "OpenVoiceV2ToneConverterEncoder",
+         "max_batch_size": 2},
+        {"name": "ov-converter", "model": str(openvoice), "model_type": "OpenVoiceV2ToneConverter", "max_batch_size": 2},
     ]
     path = folder / "config.yml"
     path.write_text(yaml.safe_dump(document))
@@ -55,6 +64,7 @@ def fleet(redis_server, fleet_config):
         running.start_worker(models)
     running.start_worker("vf-restorer,vf-vocoder", name="voicefixer")  # one process, two queues
     running.start_worker("hs-encoder,hs-synthesizer,hs-vocoder", name="harmonyspeech")
+    running.start_worker("ov-encoder,ov-converter", name="openvoice")
     running.start_webhook_worker()
     running.start_api()
     try:

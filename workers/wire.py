@@ -30,6 +30,7 @@ from speechmodels.registry import (
     SPEECH_SYNTHESIS,
     TRANSCRIPTION,
     VAD,
+    VOICE_CONVERSION,
 )
 from speechmodels.tts import SynthesizedSpeech
 
@@ -73,6 +74,7 @@ RESULT_ENCODERS: dict[str, Callable[[Any, dict], Encoded]] = {
     SPEECH_SYNTHESIS: render_audio,
     AUDIO_CONVERSION: render_audio,
     MEL_VOCODING: render_audio,
+    VOICE_CONVERSION: render_audio,
 }
 
 
@@ -98,6 +100,7 @@ INTERMEDIATE: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] =
     SPEECH_SYNTHESIS: (pack_audio, unpack_audio),
     AUDIO_CONVERSION: (pack_audio, unpack_audio),
     MEL_VOCODING: (pack_audio, unpack_audio),
+    VOICE_CONVERSION: (pack_audio, unpack_audio),
     MEL_RESTORATION: (RestoredMel.to_bytes, RestoredMel.from_bytes),
     MEL_SYNTHESIS: (SynthesizedMel.to_bytes, SynthesizedMel.from_bytes),
     SPEAKER_EMBEDDING: (lambda vector: np.asarray(vector, dtype="<f4").tobytes(), lambda data: np.frombuffer(data, "<f4")),
@@ -108,6 +111,7 @@ NEXT_STEP_FIELD: dict[str, str] = {
     SPEECH_SYNTHESIS: "audio",
     AUDIO_CONVERSION: "audio",
     MEL_VOCODING: "audio",
+    VOICE_CONVERSION: "audio",
     MEL_RESTORATION: "mel",
     MEL_SYNTHESIS: "mel",
     SPEAKER_EMBEDDING: "embedding",

@@ -16,6 +16,7 @@ from speechmodels.registry import (
     SPEECH_SYNTHESIS,
     TRANSCRIPTION,
     VAD,
+    VOICE_CONVERSION,
 )
 from workers.liveness import card_key
 
@@ -28,6 +29,7 @@ CAPABILITY_LISTINGS = {
     TRANSCRIPTION: "/v1/audio/transcriptions/models",
     SPEECH_SYNTHESIS: "/v1/audio/speech/models",
     AUDIO_CONVERSION: "/v1/audio/convert/models",
+    VOICE_CONVERSION: "/v1/voice/convert/models",
 }
 
 

@@ -3,15 +3,17 @@ def test_model_cards(client):
     assert listing["object"] == "list"
     cards = {card["id"]: card for card in listing["data"]}
     assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper", "rnnoise", "vf-restorer",
-                          "vf-vocoder", "voicefixer", "hs-encoder", "hs-synthesizer", "hs-vocoder", "harmonyspeech"}
+                          "vf-vocoder", "voicefixer", "hs-encoder", "hs-synthesizer", "hs-vocoder", "harmonyspeech",
+                          "ov-encoder", "ov-converter", "openvoice_v2"}
     for card in cards.values():
-        assert card["object"] == ("toolchain" if card["id"] in ("voicefixer", "harmonyspeech") else "model")
+        assert card["object"] == ("toolchain" if card["id"] in ("voicefixer", "harmonyspeech", "openvoice_v2")
+                                  else "model")
         assert isinstance(card["created"], int) and card["owned_by"]
         assert isinstance(card["languages"], list)
     vad_models = [card["id"] for card in client.get("/v1/audio/vad/models").json()["data"]]
     assert sorted(vad_models) == ["silero-vad", "vad-aux", "whisper"]  # HSE lets Whisper models do VAD
-    assert [card["id"] for card in client.get("/v1/embed/models").json()["data"]] == ["harmonyspeech-encoder", "hs-encoder",
-                                                                                   "harmonyspeech"]
+    assert [card["id"] for card in client.get("/v1/embed/models").json()["data"]] == [
+        "harmonyspeech-encoder", "hs-encoder", "ov-encoder", "harmonyspeech", "openvoice_v2"]
     assert [card["id"] for card in client.get("/v1/audio/transcriptions/models").json()["data"]] == ["whisper"]
 
 

@@ -63,3 +63,39 @@ def test_the_toolchain_is_listed_for_speech(client):
     cards = {card["id"]: card for card in client.get("/v1/audio/speech/models").json()["data"]}
     assert cards["harmonyspeech"]["object"] == "toolchain"
     assert cards["harmonyspeech"]["steps"] == ["hs-encoder", "hs-synthesizer", "hs-vocoder"]
+
+
+def test_voice_conversion_encodes_the_target_then_converts_on_their_own_queues(client):
+    response = client.post("/v1/voice/convert", json={
+        "model": "openvoice_v2", "source_audio": b64_audio("cmu_arctic_us_axb_a0005.wav"),
+        "target_audio": b64_audio("cmu_arctic_us_aew_a0003.wav"), "output_options": {"format": "flac"}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert _steps(client, body["id"]) == [("ov-encoder", "model.ov-encoder"), ("ov-converter", "model.ov-converter")]
+    info = soundfile.info(io.BytesIO(base64.b64decode(body["data"])))
+    assert info.format == "FLAC" and info.samplerate == 22_050 and info.duration > 1.0
+
+
+def test_voice_conversion_with_an_embedding_runs_the_converter_alone(client):
+    embedded = client.post("/v1/embed/speaker", json={"model": "openvoice_v2",
+                                                      "input_audio": b64_audio("cmu_arctic_us_aew_a0003.wav")})
+    assert embedded.status_code == 200, embedded.text
+    for model in ("openvoice_v2", "ov-converter"):
+        response = client.post("/v1/voice/convert", json={
+            "model": model, "source_audio": b64_audio("cmu_arctic_us_axb_a0005.wav"),
+            "target_embedding": embedded.json()["data"], "generation_options": {"tau": 0.0}})
+        assert response.status_code == 200, response.text
+        assert [name for name, _ in _steps(client, response.json()["id"])] == ["ov-converter"]
+
+
+def test_voice_conversion_requests_that_cannot_run_are_4xx(client):
+    source = b64_audio("cmu_arctic_us_axb_a0005.wav")
+    no_target = client.post("/v1/voice/convert", json={"model": "openvoice_v2", "source_audio": source})
+    assert no_target.status_code == 400 and no_target.json()["param"] == "target_embedding"
+    bare = client.post("/v1/voice/convert", json={"model": "ov-converter", "source_audio": source,
+                                                  "target_audio": source})
+    assert bare.status_code == 400
+    wrong = client.post("/v1/voice/convert", json={"model": "piper", "source_audio": source, "target_audio": source})
+    assert wrong.status_code == 400 and wrong.json()["param"] == "model"
+    unknown = client.post("/v1/voice/convert", json={"model": "nope", "source_audio": source, "target_audio": source})
+    assert unknown.status_code == 404

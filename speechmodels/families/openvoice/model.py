@@ -1,0 +1,137 @@
+"""OpenVoice V2's tone colour converter as two families, as HSE serves it, both on the same
+``converter/config.json`` + ``converter/checkpoint.pth`` (``myshell-ai/OpenVoiceV2``):
+
+- ``OpenVoiceV2ToneConverterEncoder``: audio -> tone-colour embedding (its reference encoder);
+- ``OpenVoiceV2ToneConverter``: source audio + a target embedding -> the source's words in the
+  target's voice. The source's own embedding is taken from the source audio (HSE passes the
+  target's as both, which converts from the wrong voice).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from speechmodels import audio
+from speechmodels.base import InputError, SpeechModel, validate_params
+from speechmodels.config import ModelConfig
+from speechmodels.torch_state import fold_weight_norm
+from speechmodels.tts import SynthesizedSpeech
+from speechmodels.weights import WeightsNotFound, find_file, resolve_weights
+
+
+def _load_converter(config: ModelConfig):
+    import torch
+
+    from speechmodels.families.openvoice.network import ConverterConfig, ToneConverter
+
+    root = resolve_weights(config.model, config.revision)
+    weights = find_file(root, "converter/checkpoint.pth", "checkpoint.pth")
+    hyper = ConverterConfig.from_json(json.loads(find_file(weights.parent, "config.json").read_text()))
+    checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
+    if "model" not in checkpoint:
+        raise WeightsNotFound(f"{weights} has no 'model'")
+    network = ToneConverter(hyper)
+    network.load_state_dict(fold_weight_norm(checkpoint["model"]), strict=True)
+    return network.eval()
+
+
+class _OpenVoiceFamily(SpeechModel):
+    def __init__(self, config: ModelConfig, device: str, network):
+        super().__init__(config, device)
+        self.network = network.to(device)
+        self.sample_rate = network.config.sampling_rate
+
+    @classmethod
+    def load(cls, config: ModelConfig, device: str | None = None):
+        return cls(config, device or config.device_config.device, _load_converter(config))
+
+    def _samples(self, data: bytes, param: str, max_seconds: float | None) -> np.ndarray:
+        samples = audio.decode(data, self.sample_rate, param=param, max_seconds=max_seconds)
+        if samples.size < self.network.config.filter_length:
+            raise InputError(f"{param} is too short", param=param, code="audio_too_short")
+        return samples
+
+    def _tensor(self, samples: np.ndarray):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(samples))[None].to(self.device)
+
+
+class OpenVoiceV2ToneConverterEncoder(_OpenVoiceFamily):
+    output_kind = "speaker embedding"
+
+    def prepare(self, request: Mapping[str, Any]) -> np.ndarray:
+        return self._samples(request["audio"], "input_audio", request.get("max_audio_seconds"))
+
+    def input_seconds(self, item: np.ndarray) -> float:
+        return item.size / self.sample_rate
+
+    def warmup_request(self) -> dict:
+        return {"audio": audio.synthetic_clip(1.0)}
+
+    def infer_batch(self, items: Sequence[np.ndarray]) -> list[np.ndarray | Exception]:
+        outputs: list[np.ndarray | Exception] = []
+        for samples in items:  # the GRU's last state: padding would change it
+            try:
+                outputs.append(self.network.embed(self._tensor(samples)).cpu().numpy().astype(np.float32))
+            except Exception as exc:
+                outputs.append(exc)
+        return outputs
+
+
+class ConversionParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tau: float = Field(default=0.3, ge=0.0, le=1.0, description="sampling temperature of the source's latent")
+
+
+@dataclass(frozen=True)
+class _Conversion:
+    samples: np.ndarray
+    target: np.ndarray
+    tau: float
+
+
+class OpenVoiceV2ToneConverter(_OpenVoiceFamily):
+    output_kind = "audio"
+
+    def prepare(self, request: Mapping[str, Any]) -> _Conversion:
+        params = validate_params(ConversionParams, request)
+        source = request.get("source_audio", request.get("audio"))
+        if not isinstance(source, bytes):
+            raise InputError("source_audio is missing", param="source_audio")
+        gin = self.network.config.gin_channels
+        target = request.get("embedding")
+        if not isinstance(target, bytes) or len(target) != 4 * gin:
+            raise InputError(f"the target embedding must be {gin} float32 values (from a tone colour encoder)",
+                             param="target_embedding", code="invalid_embedding")
+        samples = self._samples(source, "source_audio", request.get("max_audio_seconds"))
+        return _Conversion(samples, np.frombuffer(target, dtype="<f4").copy(), params.tau)
+
+    def input_seconds(self, item: _Conversion) -> float:
+        return item.samples.size / self.sample_rate
+
+    def warmup_request(self) -> dict:
+        gin = self.network.config.gin_channels
+        return {"source_audio": audio.synthetic_clip(1.0), "embedding": np.zeros(gin, "<f4").tobytes()}
+
+    def infer_batch(self, items: Sequence[_Conversion]) -> list[SynthesizedSpeech | Exception]:
+        import torch
+
+        outputs: list[SynthesizedSpeech | Exception] = []
+        for item in items:
+            try:
+                samples = self._tensor(item.samples)
+                source_se = self.network.embed(samples)
+                target_se = torch.from_numpy(item.target).to(self.device)
+                wave = self.network.convert(samples, source_se, target_se, item.tau).cpu().numpy()
+                outputs.append(SynthesizedSpeech(wave.astype(np.float32), self.sample_rate))
+            except Exception as exc:
+                outputs.append(exc)
+        return outputs
