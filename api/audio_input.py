@@ -38,3 +38,15 @@ def _check_audio(data: bytes, max_seconds: float, param: str) -> bytes:
         raise APIError(413, f"{param} is {info.duration_s:.1f}s long; the limit is {max_seconds:g}s",
                        reason="audio_too_long", param=param)
     return data
+
+
+def read_embedding(encoded: str, param: str) -> bytes:
+    """A base64 speaker or tone-colour embedding (little-endian float32), checked for shape;
+    whether its size fits the model is the model's to say."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise APIError(400, f"{param} is not valid base64", reason="invalid_base64", param=param) from None
+    if not data or len(data) % 4:
+        raise APIError(400, f"{param} must be little-endian float32 values", reason="invalid_embedding", param=param)
+    return data

@@ -7,15 +7,13 @@ and joins them (``workers.assembly``), or streams them as they finish (``api.spe
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.audio_input import read_audio
+from api.audio_input import read_audio, read_embedding
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_stages
@@ -142,7 +140,7 @@ async def _clone_voice(body: SpeechRequest, catalog, dispatcher, settings, prefe
     payload = {**shared, "text": text, "pitch": generation.pitch if generation.pitch is not None else 1.0,
                "energy": generation.energy if generation.energy is not None else 1.0}
     if body.input_embedding:
-        payload["embedding"] = _decode_embedding(body.input_embedding)
+        payload["embedding"] = read_embedding(body.input_embedding, "input_embedding")
     elif body.input_audio:
         payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
     else:
@@ -152,17 +150,6 @@ async def _clone_voice(body: SpeechRequest, catalog, dispatcher, settings, prefe
                          callback_url=body.callback_url, stages=plan.stages + stages,
                          head_capability=plan.head_capability, name=plan.name)
 
-
-def _decode_embedding(encoded: str) -> bytes:
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise APIError(400, "input_embedding is not valid base64", reason="invalid_base64",
-                       param="input_embedding") from None
-    if not data or len(data) % 4:
-        raise APIError(400, "input_embedding must be little-endian float32 values", reason="invalid_embedding",
-                       param="input_embedding")
-    return data
 
 
 async def _checked_voice(request: Request, model_name: str, body: SpeechRequest) -> str | None:

@@ -5,13 +5,10 @@ model given an embedding."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.audio_input import read_audio
+from api.audio_input import read_audio, read_embedding
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_stages
@@ -55,7 +52,7 @@ async def convert_voice(body: VoiceConvertRequest, catalog: CatalogDep, dispatch
                "tau": (body.generation_options or ConversionOptions()).tau or 0.3,
                "output": {"format": output.format or "wav", "sample_rate": output.sample_rate}}
     if body.target_embedding:
-        payload["embedding"] = _embedding(body.target_embedding)
+        payload["embedding"] = read_embedding(body.target_embedding, "target_embedding")
     elif body.target_audio and plan.head_capability != VOICE_CONVERSION:
         payload["audio"] = await read_audio(body.target_audio, settings.max_audio_seconds, param="target_audio")
     else:
@@ -65,15 +62,3 @@ async def convert_voice(body: VoiceConvertRequest, catalog: CatalogDep, dispatch
     return await run_job(dispatcher, plan.head, VOICE_CONVERSION, payload, preference, {"dialect": "hse"},
                          callback_url=body.callback_url, stages=stages, head_capability=plan.head_capability,
                          name=plan.name)
-
-
-def _embedding(encoded: str) -> bytes:
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise APIError(400, "target_embedding is not valid base64", reason="invalid_base64",
-                       param="target_embedding") from None
-    if not data or len(data) % 4:
-        raise APIError(400, "target_embedding must be little-endian float32 values", reason="invalid_embedding",
-                       param="target_embedding")
-    return data
