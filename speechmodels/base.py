@@ -103,3 +103,11 @@ class SpeechModel(ABC):
         if isinstance(output, Exception):
             raise output
         return output
+
+
+class TorchModel(SpeechModel):
+    """A family whose model is one torch module, held in inference mode on the worker's device."""
+
+    def __init__(self, config: ModelConfig, device: str, network):
+        super().__init__(config, device)
+        self.network = network.to(device).eval()

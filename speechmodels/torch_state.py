@@ -1,10 +1,26 @@
-"""Reading published PyTorch state dicts: weight normalisation stored as its two factors."""
+"""Reading published PyTorch checkpoints: the state dict under its keys, and weight
+normalisation stored as its two factors."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import torch
+
+from speechmodels.weights import WeightsNotFound
+
+
+def read_checkpoint(path, *keys: str) -> dict[str, torch.Tensor]:
+    """``torch.load`` (tensors only) and the state dict under ``keys`` (e.g. "model", "generator")."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which
+        raise WeightsNotFound(f"cannot read the checkpoint {path}: {exc}") from exc
+    for key in keys:
+        if not isinstance(state, dict) or key not in state:
+            raise WeightsNotFound(f"{path} has no {'/'.join(keys)} state dict")
+        state = state[key]
+    return state
 
 
 def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

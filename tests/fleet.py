@@ -36,6 +36,19 @@ TEST_ENV = {
 }
 
 
+# reference transcripts of the speech fixtures (../shared/fixtures/audio/README.md)
+FIXTURE_TRANSCRIPTS = {
+    "cmu_arctic_us_aew_a0001.wav": "Author of the danger trail, Philip Steels, etc.",
+    "cmu_arctic_us_aew_a0002.wav": "Not at this particular case, Tom, apologized Whittemore.",
+    "cmu_arctic_us_aew_a0003.wav": "For the twentieth time that evening the two men shook hands.",
+    "cmu_arctic_us_axb_a0004.wav": "Lord, but I'm glad to see you again, Phil.",
+    "cmu_arctic_us_axb_a0005.wav": "Will we ever forget it.",
+    "cmu_arctic_us_axb_a0006.wav": "God bless 'em, I hope I'll go on seeing them forever.",
+    "jfk.flac": "And so my fellow Americans, ask not what your country can do for you, "
+                "ask what you can do for your country.",
+}
+
+
 def fixture_audio(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 

@@ -13,9 +13,10 @@ import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from speechmodels.base import InputError, SpeechModel, validate_params
+from speechmodels.base import InputError, TorchModel, validate_params
 from speechmodels.config import ModelConfig
-from speechmodels.weights import WeightsNotFound, find_file, resolve_weights
+from speechmodels.torch_state import read_checkpoint
+from speechmodels.weights import find_file, resolve_weights
 
 
 @dataclass
@@ -51,17 +52,11 @@ class _Item:
     params: SynthesisParams
 
 
-class HarmonySpeechSynthesizer(SpeechModel):
+class HarmonySpeechSynthesizer(TorchModel):
     output_kind = "mel"
-
-    def __init__(self, config: ModelConfig, device: str, network):
-        super().__init__(config, device)
-        self.network = network.to(device)
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> HarmonySpeechSynthesizer:
-        import torch
-
         from speechmodels.families.harmonyspeech_synthesizer.network import (
             ForwardTacotron,
             SynthesizerConfig,
@@ -70,12 +65,9 @@ class HarmonySpeechSynthesizer(SpeechModel):
         root = resolve_weights(config.model, config.revision)
         weights = find_file(root, "synthesizer/synthesizer.pt", "synthesizer.pt")
         hyper = SynthesizerConfig.from_json(json.loads(find_file(weights.parent, "config.json").read_text()))
-        checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
-        if "model_state" not in checkpoint:
-            raise WeightsNotFound(f"{weights} has no 'model_state'")
         network = ForwardTacotron(hyper)
-        network.load_state_dict(checkpoint["model_state"], strict=True)
-        return cls(config, device or config.device_config.device, network.eval())
+        network.load_state_dict(read_checkpoint(weights, "model_state"), strict=True)
+        return cls(config, device or config.device_config.device, network)
 
     def prepare(self, request: Mapping[str, Any]) -> _Item:
         from speechmodels.families.harmonyspeech_synthesizer.text import text_to_ids

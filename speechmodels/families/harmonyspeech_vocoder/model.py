@@ -13,29 +13,23 @@ from typing import Any
 
 import numpy as np
 
-from speechmodels.base import InputError, SpeechModel
+from speechmodels.base import InputError, TorchModel
 from speechmodels.config import ModelConfig
 from speechmodels.families.harmonyspeech_synthesizer.model import SynthesizedMel
-from speechmodels.torch_state import fold_weight_norm
+from speechmodels.torch_state import fold_weight_norm, read_checkpoint
 from speechmodels.tts import SynthesizedSpeech
-from speechmodels.weights import WeightsNotFound, find_file, resolve_weights
+from speechmodels.weights import find_file, resolve_weights
 
 SAMPLE_RATE = 16_000
 MEL_SCALE = 4.0
 PEAK = 0.97
 
 
-class HarmonySpeechVocoder(SpeechModel):
+class HarmonySpeechVocoder(TorchModel):
     output_kind = "audio"
-
-    def __init__(self, config: ModelConfig, device: str, network):
-        super().__init__(config, device)
-        self.network = network.to(device)
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> HarmonySpeechVocoder:
-        import torch
-
         from speechmodels.families.harmonyspeech_vocoder.network import (
             MelGANGenerator,
             VocoderConfig,
@@ -44,14 +38,9 @@ class HarmonySpeechVocoder(SpeechModel):
         root = resolve_weights(config.model, config.revision)
         weights = find_file(root, "vocoder/vocoder.pt", "vocoder.pt")
         hyper = VocoderConfig.from_json(json.loads(find_file(weights.parent, "config.json").read_text()))
-        checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
-        try:
-            state = checkpoint["model"]["generator"]
-        except (KeyError, TypeError):
-            raise WeightsNotFound(f"{weights} has no ['model']['generator']") from None
         network = MelGANGenerator(hyper)
-        network.load_state_dict(fold_weight_norm(state), strict=True)
-        return cls(config, device or config.device_config.device, network.eval())
+        network.load_state_dict(fold_weight_norm(read_checkpoint(weights, "model", "generator")), strict=True)
+        return cls(config, device or config.device_config.device, network)
 
     def prepare(self, request: Mapping[str, Any]) -> SynthesizedMel:
         try:

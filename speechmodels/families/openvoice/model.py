@@ -18,33 +18,27 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from speechmodels import audio
-from speechmodels.base import InputError, SpeechModel, validate_params
+from speechmodels.base import InputError, TorchModel, validate_params
 from speechmodels.config import ModelConfig
-from speechmodels.torch_state import fold_weight_norm
+from speechmodels.torch_state import fold_weight_norm, read_checkpoint
 from speechmodels.tts import SynthesizedSpeech
-from speechmodels.weights import WeightsNotFound, find_file, resolve_weights
+from speechmodels.weights import find_file, resolve_weights
 
 
 def _load_converter(config: ModelConfig):
-    import torch
-
     from speechmodels.families.openvoice.network import ConverterConfig, ToneConverter
 
     root = resolve_weights(config.model, config.revision)
     weights = find_file(root, "converter/checkpoint.pth", "checkpoint.pth")
     hyper = ConverterConfig.from_json(json.loads(find_file(weights.parent, "config.json").read_text()))
-    checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
-    if "model" not in checkpoint:
-        raise WeightsNotFound(f"{weights} has no 'model'")
     network = ToneConverter(hyper)
-    network.load_state_dict(fold_weight_norm(checkpoint["model"]), strict=True)
-    return network.eval()
+    network.load_state_dict(fold_weight_norm(read_checkpoint(weights, "model")), strict=True)
+    return network
 
 
-class _OpenVoiceFamily(SpeechModel):
+class _OpenVoiceFamily(TorchModel):
     def __init__(self, config: ModelConfig, device: str, network):
-        super().__init__(config, device)
-        self.network = network.to(device)
+        super().__init__(config, device, network)
         self.sample_rate = network.config.sampling_rate
 
     @classmethod

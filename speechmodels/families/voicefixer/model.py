@@ -18,10 +18,11 @@ import msgpack
 import numpy as np
 
 from speechmodels import audio
-from speechmodels.base import InputError, SpeechModel
+from speechmodels.base import InputError, TorchModel
 from speechmodels.config import ModelConfig
+from speechmodels.torch_state import read_checkpoint
 from speechmodels.tts import SynthesizedSpeech
-from speechmodels.weights import WeightsNotFound, find_file, resolve_weights
+from speechmodels.weights import find_file, resolve_weights
 
 SAMPLE_RATE = 44_100
 HOP = 441  # 10 ms at 44.1 kHz: one mel frame, and the vocoder's 7x7x3x3 upsampling
@@ -47,31 +48,7 @@ class RestoredMel:
         return cls(segments, [int(n) for n in fields["lengths"]])
 
 
-def _load_state(path, key: str | None = None) -> dict:
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which
-        raise WeightsNotFound(f"cannot read the checkpoint {path}: {exc}") from exc
-    if key is not None and isinstance(checkpoint, dict) and key in checkpoint:
-        checkpoint = checkpoint[key]
-    if isinstance(checkpoint, dict) and "state_dict" in checkpoint:  # a Lightning checkpoint
-        checkpoint = checkpoint["state_dict"]
-    return checkpoint
-
-
-class _TorchFamily(SpeechModel):
-    def __init__(self, config: ModelConfig, device: str, network):
-        super().__init__(config, device)
-        self.network = network.to(device)
-
-    @staticmethod
-    def _device(config: ModelConfig, device: str | None) -> str:
-        return device or config.device_config.device
-
-
-class VoiceFixerRestorer(_TorchFamily):
+class VoiceFixerRestorer(TorchModel):
     output_kind = "restored mel"
 
     @classmethod
@@ -79,9 +56,9 @@ class VoiceFixerRestorer(_TorchFamily):
         from speechmodels.families.voicefixer.networks import Restorer
 
         root = resolve_weights(config.model, config.revision)
-        state = _load_state(find_file(root, "vf.ckpt", pattern="vf.ckpt"))
+        state = read_checkpoint(find_file(root, "vf.ckpt", pattern="vf.ckpt"))  # a flat state dict
         hop = int(config.options.get("hop_length", HOP))
-        return cls(config, cls._device(config, device), Restorer.from_state_dict(state, hop))
+        return cls(config, device or config.device_config.device, Restorer.from_state_dict(state, hop))
 
     def prepare(self, request: Mapping[str, Any]) -> np.ndarray:
         samples = audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds"))
@@ -117,7 +94,7 @@ class VoiceFixerRestorer(_TorchFamily):
         return outputs
 
 
-class VoiceFixerVocoder(_TorchFamily):
+class VoiceFixerVocoder(TorchModel):
     output_kind = "audio"
 
     @classmethod
@@ -125,8 +102,8 @@ class VoiceFixerVocoder(_TorchFamily):
         from speechmodels.families.voicefixer.networks import MelVocoder
 
         root = resolve_weights(config.model, config.revision)
-        state = _load_state(find_file(root, "model.ckpt-1490000_trimed.pt", pattern="model.ckpt-*.pt"), "generator")
-        return cls(config, cls._device(config, device), MelVocoder.from_state_dict(state))
+        state = read_checkpoint(find_file(root, "model.ckpt-1490000_trimed.pt", pattern="model.ckpt-*.pt"), "generator")
+        return cls(config, device or config.device_config.device, MelVocoder.from_state_dict(state))
 
     def prepare(self, request: Mapping[str, Any]) -> RestoredMel:
         try:

@@ -5,7 +5,7 @@ import pytest
 
 from speechmodels import ModelConfig, audio, load_model
 from speechmodels.encoding import encode_audio
-from tests.fleet import fixture_audio
+from tests.fleet import FIXTURE_TRANSCRIPTS, fixture_audio
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +47,6 @@ def test_keeps_the_inputs_own_rate(rnnoise):
     assert out.sample_rate == 8_000
 
 
-REFERENCES = {  # ../shared/fixtures/audio/README.md
-    "cmu_arctic_us_aew_a0001.wav": "Author of the danger trail, Philip Steels, etc.",
-    "cmu_arctic_us_aew_a0002.wav": "Not at this particular case, Tom, apologized Whittemore.",
-    "cmu_arctic_us_aew_a0003.wav": "For the twentieth time that evening the two men shook hands.",
-    "cmu_arctic_us_axb_a0004.wav": "Lord, but I'm glad to see you again, Phil.",
-    "cmu_arctic_us_axb_a0005.wav": "Will we ever forget it.",
-    "cmu_arctic_us_axb_a0006.wav": "God bless 'em, I hope I'll go on seeing them forever.",
-    "jfk.flac": "And so my fellow Americans, ask not what your country can do for you, "
-                "ask what you can do for your country.",
-}
-
-
 def test_denoising_keeps_whispers_transcripts_at_least_as_good(rnnoise):
     import re
 
@@ -71,10 +59,10 @@ def test_denoising_keeps_whispers_transcripts_at_least_as_good(rnnoise):
         return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
     noise = audio.decode(fixture_audio("noise_exercise_bike.wav"), 16_000)
-    references = [words(text) for text in REFERENCES.values()]
+    references = [words(text) for text in FIXTURE_TRANSCRIPTS.values()]
     for snr_db in (0, 5):
         noisy_texts, denoised_texts = [], []
-        for index, name in enumerate(REFERENCES):
+        for index, name in enumerate(FIXTURE_TRANSCRIPTS):
             clean = audio.decode(fixture_audio(name), 16_000)
             noisy = mix(clean, np.roll(noise, -index * 16_000), snr_db)
             denoised = rnnoise.infer({"audio": encode_audio(noisy, 16_000, "wav")}).samples
