@@ -74,3 +74,16 @@ def find_file(root: Path, *candidates: str, pattern: str | None = None) -> Path:
         if len(matches) == 1:
             return matches[0]
     raise WeightsNotFound(f"none of {list(candidates) or pattern} found under {root}")
+
+
+def find_part(model: str, revision: str | None, folder: str, filename: str) -> tuple[Path, dict]:
+    """One part of a multi-part repo laid out as HSE's are (``<folder>/<filename>`` beside
+    ``<folder>/config.json``; or the folder itself): the weights file and its parsed config."""
+    import json
+
+    weights = find_file(resolve_weights(model, revision), f"{folder}/{filename}", filename)
+    config_file = find_file(weights.parent, "config.json")
+    try:
+        return weights, json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsNotFound(f"cannot read {config_file}: {exc}") from exc

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from speechmodels.base import InputError, TorchModel, validate_params
 from speechmodels.config import ModelConfig
 from speechmodels.torch_state import read_checkpoint
-from speechmodels.weights import find_file, resolve_weights
+from speechmodels.weights import find_part
 
 
 @dataclass
@@ -62,10 +61,8 @@ class HarmonySpeechSynthesizer(TorchModel):
             SynthesizerConfig,
         )
 
-        root = resolve_weights(config.model, config.revision)
-        weights = find_file(root, "synthesizer/synthesizer.pt", "synthesizer.pt")
-        hyper = SynthesizerConfig.from_json(json.loads(find_file(weights.parent, "config.json").read_text()))
-        network = ForwardTacotron(hyper)
+        weights, document = find_part(config.model, config.revision, "synthesizer", "synthesizer.pt")
+        network = ForwardTacotron(SynthesizerConfig.from_json(document))
         network.load_state_dict(read_checkpoint(weights, "model_state"), strict=True)
         return cls(config, device or config.device_config.device, network)
 

@@ -7,7 +7,6 @@ waveform is peak-normalised to 0.97, as HSE does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from speechmodels.config import ModelConfig
 from speechmodels.families.harmonyspeech_synthesizer.model import SynthesizedMel
 from speechmodels.torch_state import fold_weight_norm, read_checkpoint
 from speechmodels.tts import SynthesizedSpeech
-from speechmodels.weights import find_file, resolve_weights
+from speechmodels.weights import find_part
 
 SAMPLE_RATE = 16_000
 MEL_SCALE = 4.0
@@ -35,10 +34,8 @@ class HarmonySpeechVocoder(TorchModel):
             VocoderConfig,
         )
 
-        root = resolve_weights(config.model, config.revision)
-        weights = find_file(root, "vocoder/vocoder.pt", "vocoder.pt")
-        hyper = VocoderConfig.from_json(json.loads(find_file(weights.parent, "config.json").read_text()))
-        network = MelGANGenerator(hyper)
+        weights, document = find_part(config.model, config.revision, "vocoder", "vocoder.pt")
+        network = MelGANGenerator(VocoderConfig.from_json(document))
         network.load_state_dict(fold_weight_norm(read_checkpoint(weights, "model", "generator")), strict=True)
         return cls(config, device or config.device_config.device, network)
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,16 +21,14 @@ from speechmodels.base import InputError, TorchModel, validate_params
 from speechmodels.config import ModelConfig
 from speechmodels.torch_state import fold_weight_norm, read_checkpoint
 from speechmodels.tts import SynthesizedSpeech
-from speechmodels.weights import find_file, resolve_weights
+from speechmodels.weights import find_part
 
 
 def _load_converter(config: ModelConfig):
     from speechmodels.families.openvoice.network import ConverterConfig, ToneConverter
 
-    root = resolve_weights(config.model, config.revision)
-    weights = find_file(root, "converter/checkpoint.pth", "checkpoint.pth")
-    hyper = ConverterConfig.from_json(json.loads(find_file(weights.parent, "config.json").read_text()))
-    network = ToneConverter(hyper)
+    weights, document = find_part(config.model, config.revision, "converter", "checkpoint.pth")
+    network = ToneConverter(ConverterConfig.from_json(document))
     network.load_state_dict(fold_weight_norm(read_checkpoint(weights, "model")), strict=True)
     return network
 
