@@ -50,6 +50,10 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
                                             frozenset({MEL_SYNTHESIS})),
     "HarmonySpeechVocoder": ModelFamily("speechmodels.families.harmonyspeech_vocoder:HarmonySpeechVocoder",
                                         frozenset({MEL_VOCODING})),
+    "OpenVoiceV1ToneConverterEncoder": ModelFamily(
+        "speechmodels.families.openvoice:OpenVoiceV1ToneConverterEncoder", frozenset({SPEAKER_EMBEDDING})),
+    "OpenVoiceV1ToneConverter": ModelFamily("speechmodels.families.openvoice:OpenVoiceV1ToneConverter",
+                                            frozenset({VOICE_CONVERSION})),
     "OpenVoiceV2ToneConverterEncoder": ModelFamily(
         "speechmodels.families.openvoice:OpenVoiceV2ToneConverterEncoder", frozenset({SPEAKER_EMBEDDING})),
     "OpenVoiceV2ToneConverter": ModelFamily("speechmodels.families.openvoice:OpenVoiceV2ToneConverter",

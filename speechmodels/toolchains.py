@@ -43,6 +43,10 @@ TOOLCHAINS: dict[str, Toolchain] = {
         ToolchainStep("HarmonySpeechVocoder", MEL_VOCODING),
     )),
     # voice conversion: the target clip's tone colour (or one the request brings), then the converter
+    "openvoice_v1": Toolchain("openvoice_v1", VOICE_CONVERSION, (
+        ToolchainStep("OpenVoiceV1ToneConverterEncoder", SPEAKER_EMBEDDING, provided_by="target_embedding"),
+        ToolchainStep("OpenVoiceV1ToneConverter", VOICE_CONVERSION),
+    )),
     "openvoice_v2": Toolchain("openvoice_v2", VOICE_CONVERSION, (
         ToolchainStep("OpenVoiceV2ToneConverterEncoder", SPEAKER_EMBEDDING, provided_by="target_embedding"),
         ToolchainStep("OpenVoiceV2ToneConverter", VOICE_CONVERSION),

@@ -140,17 +140,21 @@ OV_CONFIG = {"_version_": "v2",
                        "upsample_kernel_sizes": [16, 16, 4, 4], "gin_channels": OV_GIN}}
 
 
-def build_openvoice_v2(folder: Path, seed: int = 0) -> Path:
+def build_openvoice_v2(folder: Path, seed: int = 0, version: int = 2) -> Path:
+    """V2's ``converter/``, or with ``version=1`` V1's ``checkpoints/converter/`` (no zero_g)."""
     import json
 
     from speechmodels.families.openvoice.network import ConverterConfig, ToneConverter
 
     torch.manual_seed(seed)
-    (folder / "converter").mkdir(parents=True, exist_ok=True)
-    (folder / "converter" / "config.json").write_text(json.dumps(OV_CONFIG))
-    network = ToneConverter(ConverterConfig.from_json(OV_CONFIG))
+    document = OV_CONFIG if version == 2 else {
+        "data": OV_CONFIG["data"], "model": {k: v for k, v in OV_CONFIG["model"].items() if k != "zero_g"}}
+    converter = folder / ("converter" if version == 2 else "checkpoints/converter")
+    converter.mkdir(parents=True, exist_ok=True)
+    (converter / "config.json").write_text(json.dumps(document))
+    network = ToneConverter(ConverterConfig.from_json(document))
     # weight-normalised in the published file: the decoder's upsamplers and residual blocks,
     # every WaveNet layer, the reference encoder's convolutions
     normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)|^ref_enc\.convs\."
-    torch.save({"model": _all_convs_weight_normed(network, only=normed)}, folder / "converter" / "checkpoint.pth")
+    torch.save({"model": _all_convs_weight_normed(network, only=normed)}, converter / "checkpoint.pth")
     return folder

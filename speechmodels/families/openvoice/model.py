@@ -1,5 +1,6 @@
-"""OpenVoice V2's tone colour converter as two families, as HSE serves it, both on the same
-``converter/config.json`` + ``converter/checkpoint.pth`` (``myshell-ai/OpenVoiceV2``):
+"""OpenVoice's tone colour converter as two families per version, as HSE serves it, both on the
+same ``config.json`` + ``checkpoint.pth``: V2's ``converter/`` (``myshell-ai/OpenVoiceV2``) and
+V1's ``checkpoints/converter/`` (``myshell-ai/OpenVoice``; same network, no ``zero_g``):
 
 - ``OpenVoiceV2ToneConverterEncoder``: audio -> tone-colour embedding (its reference encoder);
 - ``OpenVoiceV2ToneConverter``: source audio + a target embedding -> the source's words in the
@@ -24,23 +25,26 @@ from speechmodels.tts import SynthesizedSpeech
 from speechmodels.weights import find_part
 
 
-def _load_converter(config: ModelConfig):
+def _load_converter(config: ModelConfig, folder: str):
     from speechmodels.families.openvoice.network import ConverterConfig, ToneConverter
 
-    weights, document = find_part(config.model, config.revision, "converter", "checkpoint.pth")
+    weights, document = find_part(config.model, config.revision, folder, "checkpoint.pth")
     network = ToneConverter(ConverterConfig.from_json(document))
     network.load_state_dict(fold_weight_norm(read_checkpoint(weights, "model")), strict=True)
     return network
 
 
 class _OpenVoiceFamily(TorchModel):
+    #: where the converter lives in the version's repo
+    converter_folder = "converter"
+
     def __init__(self, config: ModelConfig, device: str, network):
         super().__init__(config, device, network)
         self.sample_rate = network.config.sampling_rate
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None):
-        return cls(config, device or config.device_config.device, _load_converter(config))
+        return cls(config, device or config.device_config.device, _load_converter(config, cls.converter_folder))
 
     def _samples(self, data: bytes, param: str, max_seconds: float | None) -> np.ndarray:
         samples = audio.decode(data, self.sample_rate, param=param, max_seconds=max_seconds)
@@ -126,3 +130,11 @@ class OpenVoiceV2ToneConverter(_OpenVoiceFamily):
             except Exception as exc:
                 outputs.append(exc)
         return outputs
+
+
+class OpenVoiceV1ToneConverterEncoder(OpenVoiceV2ToneConverterEncoder):
+    converter_folder = "checkpoints/converter"
+
+
+class OpenVoiceV1ToneConverter(OpenVoiceV2ToneConverter):
+    converter_folder = "checkpoints/converter"

@@ -67,3 +67,13 @@ def test_a_wrong_embedding_fails_alone(openvoice):
     with pytest.raises(InputError) as wrong:
         converter.prepare({"source_audio": fixture_audio("jfk.flac"), "embedding": b"\0" * 8})
     assert wrong.value.param == "target_embedding"
+
+
+def test_v1_layout_loads_into_the_same_network_without_zero_g(tmp_path):
+    folder = build_openvoice_v2(tmp_path, version=1)
+    converter = load_model(ModelConfig(name="ov1", model=str(folder), model_type="OpenVoiceV1ToneConverter"))
+    encoder = load_model(ModelConfig(name="ov1-enc", model=str(folder), model_type="OpenVoiceV1ToneConverterEncoder"))
+    assert converter.network.config.zero_g is False
+    se = encoder.infer({"audio": fixture_audio("cmu_arctic_us_aew_a0001.wav")})
+    out = converter.infer({"source_audio": fixture_audio("cmu_arctic_us_axb_a0005.wav"), "embedding": se.tobytes()})
+    assert out.sample_rate == 22_050 and out.samples.size > 0
