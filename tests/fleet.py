@@ -25,7 +25,9 @@ TEST_CONFIG = Path(__file__).resolve().parent / "config.test.yml"
 TEST_ENV = {
     "SPEECHFLEET_MAX_BODY_BYTES": str(4 * 1024 * 1024),
     "SPEECHFLEET_MAX_AUDIO_SECONDS": "120",
-    "SPEECHFLEET_VISIBILITY_TIMEOUT_S": "10",
+    # longer than the slowest task under the suite's load (a batch of four one-minute clips
+    # while ten worker processes share two cores), yet short enough for the kill tests
+    "SPEECHFLEET_VISIBILITY_TIMEOUT_S": "20",
     "SPEECHFLEET_UNACKED_RESTORE_INTERVAL_S": "1",
     "SPEECHFLEET_LOST_JOB_SWEEP_INTERVAL_S": "1",
     "SPEECHFLEET_SYNC_WAIT_S": "60",

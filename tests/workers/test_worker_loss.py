@@ -40,7 +40,8 @@ def test_sigkill_mid_batch_loses_no_job(fleet):
             final = statuses(http, ids)
             if all(job["status"] == "succeeded" for job in final):
                 break
-            assert time.monotonic() < deadline, {job["id"]: job["status"] for job in final if job["status"] != "succeeded"}
+            assert time.monotonic() < deadline, {job["id"]: (job["status"], job["error"]) for job in final
+                                                 if job["status"] != "succeeded"}
             time.sleep(0.25)
 
         lost = [job["id"] for job in final if job["status"] != "succeeded"]
