@@ -149,12 +149,7 @@ class JobDispatcher:
                     raise APIError(504, f"job {job_id} did not finish within {wait_s:g}s; it keeps running: "
                                    f"poll /v1/jobs/{job_id}", reason="sync_wait_exceeded",
                                    headers={"Location": f"/v1/jobs/{job_id}"}, job_id=job_id)
-                # the pub/sub wake-up is the fast path; a slow re-read covers a broken subscription
-                slice_s = remaining if self._events.connected.is_set() else min(remaining, 0.5)
-                try:
-                    await asyncio.wait_for(asyncio.shield(waiter), min(slice_s, 5.0))
-                except asyncio.TimeoutError:
-                    pass
+                await self._events.pause(waiter, remaining)
                 record = await self._store.get(job_id)
                 if record is None:
                     raise APIError(500, f"job {job_id} vanished while running", reason="job_lost", job_id=job_id)
@@ -171,11 +166,12 @@ async def finished_job_body(record: JobRecord, store: AsyncJobStore) -> dict[str
     if record.status == "succeeded":
         renderer = RENDERERS.get(record.capability)
         if renderer is not None and record.render is not None:
-            # a result with a binary side (audio) keeps it beside the record
-            data = await store.output(record.id) if (record.result or {}).get("bytes") is not None else None
-            if data is None and (record.result or {}).get("bytes") is not None:
-                raise APIError(410, f"the audio of job {record.id} has expired", reason="result_expired",
-                               job_id=record.id)
+            data = None
+            if (record.result or {}).get("bytes") is not None:  # a binary side (audio), kept beside the record
+                data = await store.output(record.id)
+                if data is None:
+                    raise APIError(410, f"the audio of job {record.id} has expired", reason="result_expired",
+                                   job_id=record.id)
             return renderer(record, data)
         return {"id": record.id, "model": record.model, "created": int(record.created_at), **(record.result or {})}
     if record.status == "failed" and record.error is not None:

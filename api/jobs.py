@@ -96,6 +96,16 @@ class JobEvents:
             if not waiters:
                 del self._waiters[job_id]
 
+    async def pause(self, waiter: asyncio.Future, remaining_s: float) -> None:
+        """Until ``waiter`` is woken or a slice of ``remaining_s`` passes. The pub/sub wake-up
+        is the fast path; while the subscription is broken, short slices let the caller
+        re-read the record instead."""
+        slice_s = min(remaining_s, 5.0 if self.connected.is_set() else 0.5)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), slice_s)
+        except asyncio.TimeoutError:
+            pass
+
     @property
     def waiting(self) -> int:
         return sum(len(waiters) for waiters in self._waiters.values())

@@ -9,7 +9,6 @@ unknown voice, a text with nothing to pronounce) still gets its 4xx in the error
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -64,12 +63,7 @@ class PartReader:
                 if remaining <= 0:
                     raise APIError(504, f"sentence {index} of job {self._job_id} was not ready within "
                                    f"{self._wait_s:g}s", reason="sync_wait_exceeded", job_id=self._job_id)
-                # the pub/sub wake-up is the fast path; a slow re-read covers a broken subscription
-                slice_s = min(remaining, 5.0 if events.connected.is_set() else 0.5)
-                try:
-                    await asyncio.wait_for(waiter, slice_s)
-                except asyncio.TimeoutError:
-                    pass
+                await events.pause(waiter, remaining)
             finally:
                 events.unregister(self._job_id, waiter)
 

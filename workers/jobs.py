@@ -106,11 +106,15 @@ def output_key(job_id: str) -> str:
     return OUTPUT_PREFIX + job_id
 
 
+def shared_fields(payload: dict) -> dict:
+    """A job's request without its per-part fields: what every step of the job sees."""
+    return {key: value for key, value in payload.items() if key != "parts"}
+
+
 def part_request(payload: dict, part: int) -> dict:
     """The request of one part of a job split into parts: the shared fields plus the part's own
     (``payload["parts"][part]``, e.g. one sentence of a long text)."""
-    shared = {key: value for key, value in payload.items() if key != "parts"}
-    return {**shared, **payload["parts"][part]}
+    return {**shared_fields(payload), **payload["parts"][part]}
 
 
 def encode_input(payload: dict) -> bytes:

@@ -17,7 +17,14 @@ from workers import runtime
 from workers.assembly import JOINERS
 from workers.batcher import BatcherClosed
 from workers.celery_app import INFER_TASK, JOIN_TASK, app
-from workers.jobs import RUNNING, TERMINAL, JobError, WorkerJobStore, part_request
+from workers.jobs import (
+    RUNNING,
+    TERMINAL,
+    JobError,
+    WorkerJobStore,
+    part_request,
+    shared_fields,
+)
 from workers.metrics import WorkerMetrics
 from workers.settings import get_settings
 from workers.webhooks import enqueue_delivery
@@ -47,8 +54,9 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
 
     The step's input is the job's request, or with ``part`` one part of it (a sentence of a
     long text), or with ``source`` what an earlier step produced, as the request's
-    ``source_field`` (the audio for a post-generation filter, the mel for a vocoder). A ``final`` step ends the job with its result; any other stores its output for
-    the steps after it (the join, the next filter).
+    ``source_field`` (the audio for a post-generation filter, the mel for a vocoder). A
+    ``final`` step ends the job with its result; any other stores its output for the steps
+    after it (the join, the next filter).
     """
     served = runtime.SERVED.get(model_name)
     if served is None:
@@ -146,8 +154,7 @@ def _step_request(store: WorkerJobStore, job_id: str, payload: dict | None, part
             raise LookupError(f"the output of step {source}, this step's input, has expired")
         # the step before's output, with the request's own fields (a synthesiser after an
         # encoder still needs the text; the last step needs the output options)
-        shared = {key: value for key, value in payload.items() if key != "parts"}
-        return {**shared, source_field: upstream}
+        return {**shared_fields(payload), source_field: upstream}
     return payload
 
 
