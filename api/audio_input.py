@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 from anyio import to_thread
 
@@ -50,3 +51,38 @@ def read_embedding(encoded: str, param: str) -> bytes:
     if not data or len(data) % 4:
         raise APIError(400, f"{param} must be little-endian float32 values", reason="invalid_embedding", param=param)
     return data
+
+
+def read_vad_segments(value: str, param: str = "input_vad_data") -> bytes:
+    """``input_vad_data``: the speech segments of the reference clip, as JSON (or base64 of
+    JSON) in seconds: ``/v1/audio/vad``'s answer with ``return_seconds`` (``timestamps``), or
+    HSE's faster-whisper form (``segments``, itself possibly base64 JSON). Returned in the
+    form a toolchain's VAD step hands on: JSON ``[[start, end], ...]``."""
+    def bad(why: str) -> APIError:
+        return APIError(400, f"{param} {why}; send /v1/audio/vad's answer (return_seconds: true) as JSON",
+                        reason="invalid_vad_data", param=param)
+
+    document = _json_or_base64_json(value)
+    if isinstance(document, dict):
+        document = document.get("timestamps", document.get("segments"))
+        if isinstance(document, str):
+            document = _json_or_base64_json(document)
+    if not isinstance(document, list):
+        raise bad("is not JSON with timestamps or segments")
+    segments = []
+    for item in document:
+        start, end = (item.get("start"), item.get("end")) if isinstance(item, dict) else (item[:2] if isinstance(
+            item, list) and len(item) >= 2 else (None, None))
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (start, end)) or end < start:
+            raise bad("has a segment without numeric start <= end")
+        segments.append([float(start), float(end)])
+    return json.dumps(segments).encode()
+
+
+def _json_or_base64_json(value: str):
+    for attempt in (lambda: value, lambda: base64.b64decode(value, validate=True).decode()):
+        try:
+            return json.loads(attempt())
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            continue
+    return None

@@ -4,11 +4,12 @@ family registry; no model runtime is imported)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from api.errors import APIError, not_found
 from speechmodels import ModelConfig, capabilities_of
-from speechmodels.toolchains import TOOLCHAINS, Toolchain
+from speechmodels.toolchains import TOOLCHAINS, Toolchain, ToolchainStep
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Plan:
     head: ModelConfig
     head_capability: str
     stages: list[dict] = field(default_factory=list)  # {"model", "capability"} per later step
+    #: fixed request fields the planned steps need (ToolchainStep.request)
+    fields: dict = field(default_factory=dict)
 
     @property
     def steps(self) -> list[dict]:
@@ -43,24 +46,27 @@ class ModelCatalog:
 
     def plan(self, name: str, capability: str, capability_label: str, param: str = "model",
              provided: frozenset[str] = frozenset()) -> Plan:
-        """A configured model, or a toolchain whose every family is configured; 404 for a
-        toolchain that cannot run here (never a queued job that no worker will take).
-        Toolchain steps whose output the request already ``provided`` are left out."""
+        """A configured model, or a toolchain whose every family for ``capability`` is
+        configured; 404 for a toolchain that cannot run here (never a queued job that no
+        worker will take). Toolchain steps whose output the request already ``provided``
+        are left out."""
         toolchain = TOOLCHAINS.get(name)
         if toolchain is None or name in self.configs:
             return Plan(name, self.require(name, capability, capability_label, param), capability)
-        if toolchain.capability != capability:
+        steps = toolchain.routes.get(capability)
+        if steps is None:
             raise APIError(400, f"toolchain '{name}' does not do {capability_label}", reason="unsupported_model",
                            param=param)
-        models = self.toolchain_models(toolchain)
+        models = self.toolchain_models(steps)
         if models is None:
-            needed = ", ".join(step.model_type for step in toolchain.steps)
+            needed = ", ".join(step.model_type or f"any {step.capability} model" for step in steps)
             raise not_found(f"toolchain '{name}' needs a configured model of each of: {needed}",
                             reason="toolchain_unavailable", param=param)
-        first, *rest = [(model, step) for model, step in zip(models, toolchain.steps)
-                        if step.provided_by not in provided]
-        return Plan(name, first[0], first[1].capability,
-                    [{"model": model.name, "capability": step.capability} for model, step in rest])
+        kept = [(model, step) for model, step in zip(models, steps) if not provided.intersection(step.skipped_by)]
+        (head, head_step), *rest = kept
+        return Plan(name, head, head_step.capability,
+                    [{"model": model.name, "capability": step.capability} for model, step in rest],
+                    {key: value for _, step in kept for key, value in step.request.items()})
 
     def member(self, name: str, capability: str, capability_label: str) -> ModelConfig:
         """The model that does ``capability``: the named model, or the toolchain step that
@@ -68,40 +74,58 @@ class ModelCatalog:
         toolchain = TOOLCHAINS.get(name)
         if toolchain is None or name in self.configs:
             return self.require(name, capability, capability_label)
-        models = self.toolchain_models(toolchain)
-        for model, step in zip(models or [], toolchain.steps):
-            if step.capability == capability:
-                return model
-        raise APIError(400 if models else 404, f"toolchain '{name}' has no configured step that does "
-                       f"{capability_label}", reason="unsupported_model", param="model")
+        for steps in toolchain.routes.values():
+            for step in steps:
+                if step.capability == capability and step.model_type:
+                    model = self._model_of(step)
+                    if model is not None:
+                        return model
+        raise APIError(404, f"toolchain '{name}' has no configured step that does {capability_label}",
+                       reason="toolchain_unavailable", param="model")
 
     def is_toolchain(self, name: str) -> bool:
         """A toolchain's name (a configured model of the same name wins)."""
         return name in TOOLCHAINS and name not in self.configs
 
-    def toolchain_models(self, toolchain: Toolchain) -> list[ModelConfig] | None:
+    def toolchain_models(self, steps: Sequence[ToolchainStep]) -> list[ModelConfig] | None:
         """The configured model for each step, or None if a family is missing. Models loaded
         from the same weights (one repo holds a toolchain's parts, as harmony-speech-v1 does)
         are preferred together; otherwise the first configured model of each family."""
         by_source: dict[str, dict[str, ModelConfig]] = {}
         for config in self.configs.values():
             by_source.setdefault(config.model, {}).setdefault(config.model_type, config)
+        families = [step.model_type for step in steps if step.model_type]
         for family in by_source.values():
-            if all(step.model_type in family for step in toolchain.steps):
-                return [family[step.model_type] for step in toolchain.steps]
-        models = []
-        for step in toolchain.steps:
-            config = next((c for c in self.configs.values() if c.model_type == step.model_type), None)
-            if config is None:
-                return None
-            models.append(config)
-        return models
+            if all(model_type in family for model_type in families):
+                return [family[step.model_type] if step.model_type else self._model_of(step) for step in steps]
+        models = [self._model_of(step) for step in steps]
+        return None if None in models else models
 
-    def toolchains(self, capability: str | None = None) -> list[Toolchain]:
-        """The toolchains this deployment can run, for ``capability`` as a whole or as a step."""
-        return [t for t in TOOLCHAINS.values()
-                if (capability is None or t.capability == capability or any(s.capability == capability for s in t.steps))
-                and t.name not in self.configs and self.toolchain_models(t) is not None]
+    def _model_of(self, step: ToolchainStep) -> ModelConfig | None:
+        """The first configured model of the step's family (or, for a step open to any family,
+        the first that does its capability)."""
+        return next((config for name, config in self.configs.items()
+                     if (config.model_type == step.model_type if step.model_type
+                         else step.capability in self.capabilities[name])), None)
+
+    def runnable_routes(self, toolchain: Toolchain) -> dict[str, list[ModelConfig]]:
+        """The toolchain's capabilities this deployment can run, each with its models."""
+        if toolchain.name in self.configs:
+            return {}
+        routes = {capability: self.toolchain_models(steps) for capability, steps in toolchain.routes.items()}
+        return {capability: models for capability, models in routes.items() if models is not None}
+
+    def toolchains(self, capability: str | None = None) -> list[tuple[Toolchain, dict[str, list[ModelConfig]]]]:
+        """The toolchains this deployment can run (for ``capability`` as a whole or as a
+        step), each with its runnable routes."""
+        listed = []
+        for toolchain in TOOLCHAINS.values():
+            routes = self.runnable_routes(toolchain)
+            if routes and (capability is None or any(
+                    capability == route or any(step.capability == capability for step in toolchain.routes[route])
+                    for route in routes)):
+                listed.append((toolchain, routes))
+        return listed
 
     def serving(self, capability: str | None = None) -> list[ModelConfig]:
         return [config for name, config in self.configs.items()

@@ -59,7 +59,10 @@ class ModelCard(BaseModel):
     # speechfleet additions, ignored by HSE clients
     model_type: str | None = None
     capabilities: list[str] = Field(default_factory=list)
-    steps: list[str] = Field(default_factory=list, description="a toolchain's models, in the order they run")
+    steps: list[str] = Field(default_factory=list, description="a toolchain's models, in the order they run "
+                             "(for the capability listed, else its first)")
+    routes: dict[str, list[str]] = Field(default_factory=dict,
+                                         description="a toolchain's models for each capability it serves")
 
 
 class ModelList(BaseModel):

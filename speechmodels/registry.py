@@ -54,6 +54,8 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
         "speechmodels.families.openvoice:OpenVoiceV1ToneConverterEncoder", frozenset({SPEAKER_EMBEDDING})),
     "OpenVoiceV1ToneConverter": ModelFamily("speechmodels.families.openvoice:OpenVoiceV1ToneConverter",
                                             frozenset({VOICE_CONVERSION})),
+    "OpenVoiceV1Synthesizer": ModelFamily("speechmodels.families.openvoice.synthesizer:OpenVoiceV1Synthesizer",
+                                          frozenset({SPEECH_SYNTHESIS})),
     "OpenVoiceV2ToneConverterEncoder": ModelFamily(
         "speechmodels.families.openvoice:OpenVoiceV2ToneConverterEncoder", frozenset({SPEAKER_EMBEDDING})),
     "OpenVoiceV2ToneConverter": ModelFamily("speechmodels.families.openvoice:OpenVoiceV2ToneConverter",

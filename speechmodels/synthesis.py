@@ -1,6 +1,7 @@
-"""What the espeak-phoneme synthesisers (Piper, KittenTTS) share: request validation, voice
-and language checks, phonemisation per sentence, and running their items one model call per
-sentence. A family supplies its token table and its one ONNX call."""
+"""What the phoneme synthesisers (Piper, KittenTTS, OpenVoice V1's base speakers) share:
+request validation, voice and language checks, phonemisation per sentence (espeak unless the
+family has its own front end), and running their items one model call per sentence. A family
+supplies its token table and its one model call."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class SynthesisItem:
     voice: str
     speed: float
     text_chars: int
+    seed: int | None = None
 
 
 class PhonemeSynthesizer(SpeechModel):
@@ -48,6 +50,10 @@ class PhonemeSynthesizer(SpeechModel):
     def synthesize(self, token_ids: np.ndarray, item: SynthesisItem) -> np.ndarray:
         """One model call: ids of one sentence -> float samples."""
 
+    def phonemize(self, text: str) -> list[str]:
+        """The text as one IPA string per sentence."""
+        return espeak_sentences(text, self.espeak_voice)
+
     def language_voices(self) -> dict[str, list[str]]:
         return {self.language_code: self.voices()}
 
@@ -60,10 +66,10 @@ class PhonemeSynthesizer(SpeechModel):
         if params.language and not _same_language(params.language, self.language_code):
             raise InputError(f"this model speaks {self.language_code}, not {params.language!r}",
                              param="language", code="unsupported_language")
-        token_ids = [ids for ids in map(self.tokens, espeak_sentences(params.text, self.espeak_voice)) if ids.size > 2]
+        token_ids = [ids for ids in map(self.tokens, self.phonemize(params.text)) if ids.size > 2]
         if not token_ids:
             raise InputError("the text has nothing to pronounce", param="input", code="empty_text")
-        return SynthesisItem(token_ids, voice, params.speed, len(params.text))
+        return SynthesisItem(token_ids, voice, params.speed, len(params.text), params.seed)
 
     def infer_batch(self, items: Sequence[SynthesisItem]) -> list[SynthesizedSpeech | Exception]:
         outputs: list[SynthesizedSpeech | Exception] = []

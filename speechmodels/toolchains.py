@@ -1,13 +1,17 @@
-"""Toolchains: named chains of model families that serve one capability together, declared
-as data (HSE's names). Each step runs as its own job step on the queue of the configured model
-of that family; the output of one step is the input of the next.
+"""Toolchains: named chains of model families that serve a capability together, declared as
+data (HSE's names). Each step runs as its own job step on the queue of the configured model
+of that family; the outputs of the steps before it fill its request.
 
-A toolchain exists for a deployment only when every family it needs is configured.
+One toolchain may serve several capabilities with different chains: ``openvoice_v1`` speaks
+text in a cloned voice (VAD -> tone colour encoder -> base speaker -> tone converter) and
+converts a recording's voice (VAD -> encoder -> converter). A toolchain serves a capability
+for a deployment only when every family of that chain is configured.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from speechmodels.registry import (
     AUDIO_CONVERSION,
@@ -16,43 +20,60 @@ from speechmodels.registry import (
     MEL_VOCODING,
     SPEAKER_EMBEDDING,
     SPEECH_SYNTHESIS,
+    VAD,
     VOICE_CONVERSION,
 )
 
 
 @dataclass(frozen=True)
 class ToolchainStep:
-    model_type: str
     capability: str  # what this step does, which says how its output travels to the next
-    #: a request field that, when given, stands in for this step's output: the step is skipped
-    provided_by: str | None = None
+    #: the family that runs it; None: any configured model that does ``capability`` (VAD)
+    model_type: str | None = None
+    #: request fields that, when given, stand in for this step's output: the step is skipped
+    skipped_by: tuple[str, ...] = ()
+    #: fixed request fields this step needs (a VAD step must return its segments, in seconds)
+    request: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Toolchain:
     name: str
-    capability: str  # what the chain as a whole does, as routes and listings see it
-    steps: tuple[ToolchainStep, ...]
+    #: the chain of steps for each capability the toolchain serves
+    routes: Mapping[str, tuple[ToolchainStep, ...]]
+
+    def families(self) -> set[str]:
+        return {step.model_type for steps in self.routes.values() for step in steps if step.model_type}
+
+
+# the reference clip's speech segments, which the tone colour encoder averages over
+_SPEECH_SEGMENTS = ToolchainStep(VAD, skipped_by=("input_vad_data", "input_embedding", "target_embedding"),
+                                 request={"get_timestamps": True, "return_seconds": True})
+
+
+def _openvoice(version: str, synthesizer: str | None) -> Toolchain:
+    encoder = ToolchainStep(SPEAKER_EMBEDDING, f"OpenVoice{version}ToneConverterEncoder",
+                            skipped_by=("input_embedding", "target_embedding"))
+    converter = ToolchainStep(VOICE_CONVERSION, f"OpenVoice{version}ToneConverter")
+    routes = {VOICE_CONVERSION: (_SPEECH_SEGMENTS, encoder, converter)}
+    if synthesizer:
+        # a base speaker says the text; the converter gives it the reference's tone colour
+        routes[SPEECH_SYNTHESIS] = (_SPEECH_SEGMENTS, encoder, ToolchainStep(SPEECH_SYNTHESIS, synthesizer), converter)
+    return Toolchain(f"openvoice_{version.lower()}", routes)
 
 
 TOOLCHAINS: dict[str, Toolchain] = {
     # voice cloning: a reference clip's embedding (or one the request brings), text -> mel, mel -> 16 kHz
-    "harmonyspeech": Toolchain("harmonyspeech", SPEECH_SYNTHESIS, (
-        ToolchainStep("HarmonySpeechEncoder", SPEAKER_EMBEDDING, provided_by="input_embedding"),
-        ToolchainStep("HarmonySpeechSynthesizer", MEL_SYNTHESIS),
-        ToolchainStep("HarmonySpeechVocoder", MEL_VOCODING),
-    )),
-    # voice conversion: the target clip's tone colour (or one the request brings), then the converter
-    "openvoice_v1": Toolchain("openvoice_v1", VOICE_CONVERSION, (
-        ToolchainStep("OpenVoiceV1ToneConverterEncoder", SPEAKER_EMBEDDING, provided_by="target_embedding"),
-        ToolchainStep("OpenVoiceV1ToneConverter", VOICE_CONVERSION),
-    )),
-    "openvoice_v2": Toolchain("openvoice_v2", VOICE_CONVERSION, (
-        ToolchainStep("OpenVoiceV2ToneConverterEncoder", SPEAKER_EMBEDDING, provided_by="target_embedding"),
-        ToolchainStep("OpenVoiceV2ToneConverter", VOICE_CONVERSION),
-    )),
-    "voicefixer": Toolchain("voicefixer", AUDIO_CONVERSION, (
-        ToolchainStep("VoiceFixerRestorer", MEL_RESTORATION),
-        ToolchainStep("VoiceFixerVocoder", MEL_VOCODING),
-    )),
+    "harmonyspeech": Toolchain("harmonyspeech", {SPEECH_SYNTHESIS: (
+        ToolchainStep(SPEAKER_EMBEDDING, "HarmonySpeechEncoder", skipped_by=("input_embedding",)),
+        ToolchainStep(MEL_SYNTHESIS, "HarmonySpeechSynthesizer"),
+        ToolchainStep(MEL_VOCODING, "HarmonySpeechVocoder"),
+    )}),
+    "openvoice_v1": _openvoice("V1", "OpenVoiceV1Synthesizer"),
+    # V2's base speakers are MeloTTS, which is not written yet: V2 converts voices only
+    "openvoice_v2": _openvoice("V2", None),
+    "voicefixer": Toolchain("voicefixer", {AUDIO_CONVERSION: (
+        ToolchainStep(MEL_RESTORATION, "VoiceFixerRestorer"),
+        ToolchainStep(MEL_VOCODING, "VoiceFixerVocoder"),
+    )}),
 }

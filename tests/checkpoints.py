@@ -158,3 +158,38 @@ def build_openvoice_v2(folder: Path, seed: int = 0, version: int = 2) -> Path:
     normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)|^ref_enc\.convs\."
     torch.save({"model": _all_convs_weight_normed(network, only=normed)}, converter / "checkpoint.pth")
     return folder
+
+
+# OpenVoice V1's English base speaker (checkpoints/base_speakers/EN/): its config carries the
+# cjke_cleaners2 alphabet and the style table; reduced widths, the published hop and layout
+OV1_SYMBOLS = ["_", *",.!?-~…", *"NQabdefghijklmnopstuvwxyzɑæʃʑçɯɪɔɛɹðəɫɥɸʊɾʒθβŋɦ⁼ʰ`^#*=ˈˌ→↓↑ "]
+OV1_STYLES = {"default": 1, "whispering": 2, "shouting": 3, "excited": 4, "cheerful": 5, "terrified": 6,
+              "angry": 7, "sad": 8, "friendly": 9}
+OV1_BASE_SPEAKER = {
+    "data": {**OV_CONFIG["data"], "text_cleaners": ["cjke_cleaners2"], "add_blank": True, "cleaned_text": True,
+             "n_speakers": 10},
+    "model": {k: v for k, v in OV_CONFIG["model"].items() if k != "zero_g"},
+    "speakers": OV1_STYLES, "symbols": OV1_SYMBOLS}
+
+
+def build_openvoice_v1(folder: Path, seed: int = 0) -> Path:
+    """``myshell-ai/OpenVoice``'s layout: ``checkpoints/converter/`` and the English base
+    speaker ``checkpoints/base_speakers/EN/`` (its training-only posterior encoder included)."""
+    import json
+
+    from speechmodels.families.openvoice.base_speaker import BaseSpeaker, BaseSpeakerConfig
+    from speechmodels.families.openvoice.network import PosteriorEncoder
+
+    build_openvoice_v2(folder, seed, version=1)
+    torch.manual_seed(seed)
+    base = folder / "checkpoints" / "base_speakers" / "EN"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "config.json").write_text(json.dumps(OV1_BASE_SPEAKER, ensure_ascii=False))
+    config = BaseSpeakerConfig.from_json(OV1_BASE_SPEAKER)
+    network = BaseSpeaker(config)
+    network.enc_q = PosteriorEncoder(config.spec_channels, config.inter_channels, config.hidden_channels,
+                                     config.gin_channels)
+    normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)"
+    torch.save({"model": _all_convs_weight_normed(network, only=normed), "iteration": 0, "learning_rate": 0.0},
+               base / "checkpoint.pth")
+    return folder

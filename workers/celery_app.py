@@ -25,7 +25,7 @@ def send_job(celery: Celery, job_id: str, model_name: str, capability: str, step
     A job split into ``parts`` goes as a chord: one task per part (spread over every worker of
     the model), then a join task once all are done. ``stages`` (post-generation filters:
     ``{"model", "capability"}``) follow as a chain, each on its own model's queue, each taking
-    the audio of the step before. Steps are numbered in that order: parts, join, stages.
+    the outputs of the steps before. Steps are numbered in that order: parts, join, stages.
     Task ids are ``<job>:<nonce>:<step>`` (a plain one-step job keeps the job id), so a resent
     pipeline is counted afresh, and the lost-job sweeper still finds the job by prefix.
 
@@ -47,10 +47,16 @@ def send_job(celery: Celery, job_id: str, model_name: str, capability: str, step
         return celery.signature(name, args=(job_id, model, cap, at), kwargs=kwargs, immutable=True,
                                 task_id=f"{job_id}:{nonce}:{at}", **options(model))
 
-    capabilities = [capability, *(stage["capability"] for stage in stages)]
-    filters = [task(INFER_TASK, stage["model"], stage["capability"], head_step + 1 + index, source=head_step + index,
-                    source_field=NEXT_STEP_FIELD[capabilities[index]], final=index == len(stages) - 1)
-               for index, stage in enumerate(stages)]
+    # every stage reads the outputs of all pipeline steps before it, each as the request field
+    # of its capability (later ones win): a tone converter after a synthesiser takes the
+    # synthesiser's audio and the embedding of the encoder two steps back
+    produced = [[head_step, NEXT_STEP_FIELD[capability]]]
+    filters = []
+    for index, stage in enumerate(stages):
+        at = head_step + 1 + index
+        filters.append(task(INFER_TASK, stage["model"], stage["capability"], at, sources=list(produced),
+                            final=index == len(stages) - 1))
+        produced.append([at, NEXT_STEP_FIELD[stage["capability"]]])
     if not parts:
         chain(task(INFER_TASK, model_name, capability, 0, final=False), *filters, app=celery).apply_async()
         return

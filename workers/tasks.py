@@ -49,14 +49,14 @@ class JobFailed(Exception):
 
 @app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
 def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0, part: int | None = None,
-          source: int | None = None, source_field: str = "audio", final: bool = True):
+          sources: list[list] | None = None, final: bool = True):
     """Run one step of a job through the model's micro-batcher.
 
     The step's input is the job's request, or with ``part`` one part of it (a sentence of a
-    long text), or with ``source`` what an earlier step produced, as the request's
-    ``source_field`` (the audio for a post-generation filter, the mel for a vocoder). A
-    ``final`` step ends the job with its result; any other stores its output for the steps
-    after it (the join, the next filter).
+    long text), or with ``sources`` (``[step, field]`` pairs) the request plus what earlier
+    steps produced, each as its field (the audio for a post-generation filter, the mel for a
+    vocoder). A ``final`` step ends the job with its result; any other stores its output for
+    the steps after it (the join, the next filter).
     """
     served = runtime.SERVED.get(model_name)
     if served is None:
@@ -71,7 +71,7 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
     settings = get_settings()
     try:
         payload = store.input(job_id)
-        request = _step_request(store, job_id, payload, part, source, source_field)
+        request = _step_request(store, job_id, payload, part, sources)
         # enforced here, on the decoded audio, whatever the API's header probe believed
         request["max_audio_seconds"] = settings.max_audio_seconds
         item = served.model.prepare(request)
@@ -143,19 +143,22 @@ def join_parts(self: Task, job_id: str, model_name: str, capability: str, step: 
 
 
 def _step_request(store: WorkerJobStore, job_id: str, payload: dict | None, part: int | None,
-                  source: int | None, source_field: str) -> dict:
+                  sources: list[list] | None) -> dict:
     if payload is None:
         raise LookupError("the job's input has expired")
     if part is not None:
         return part_request(payload, part)
-    if source is not None:
+    if not sources:
+        return payload
+    # the request's own fields (a synthesiser after an encoder still needs the text; the last
+    # step needs the output options), then the earlier steps' outputs
+    request = shared_fields(payload)
+    for source, field_name in sources:
         upstream = store.part(job_id, source)
         if upstream is None:
             raise LookupError(f"the output of step {source}, this step's input, has expired")
-        # the step before's output, with the request's own fields (a synthesiser after an
-        # encoder still needs the text; the last step needs the output options)
-        return {**shared_fields(payload), source_field: upstream}
-    return payload
+        request[field_name] = upstream
+    return request
 
 
 def _end(store: WorkerJobStore, job_id: str, step: int, info: dict, encoded: Encoded) -> None:

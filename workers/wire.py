@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,8 @@ INTERMEDIATE: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] =
     MEL_RESTORATION: (RestoredMel.to_bytes, RestoredMel.from_bytes),
     MEL_SYNTHESIS: (SynthesizedMel.to_bytes, SynthesizedMel.from_bytes),
     SPEAKER_EMBEDDING: (lambda vector: np.asarray(vector, dtype="<f4").tobytes(), lambda data: np.frombuffer(data, "<f4")),
+    # speech segments as JSON [[start, end], ...] (seconds: toolchain VAD steps ask for them)
+    VAD: (lambda activity: json.dumps(activity.timestamps or []).encode(), json.loads),
 }
 
 # the request field a step's output fills in the next step's request
@@ -115,6 +118,7 @@ NEXT_STEP_FIELD: dict[str, str] = {
     MEL_RESTORATION: "mel",
     MEL_SYNTHESIS: "mel",
     SPEAKER_EMBEDDING: "embedding",
+    VAD: "vad_segments",
 }
 
 

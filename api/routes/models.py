@@ -52,9 +52,10 @@ async def model_cards(request: Request, catalog: ModelCatalog, capability: str |
     configs = catalog.serving(capability)
     raw = await request.app.state.redis.mget([card_key(config.name) for config in configs]) if configs else []
     toolchains = [ModelCard(id=toolchain.name, object="toolchain", created=catalog.created,
-                            capabilities=[toolchain.capability],
-                            steps=[model.name for model in catalog.toolchain_models(toolchain)])
-                  for toolchain in catalog.toolchains(capability)]
+                            capabilities=list(routes),
+                            steps=[model.name for model in routes.get(capability, next(iter(routes.values())))],
+                            routes={route: [model.name for model in models] for route, models in routes.items()})
+                  for toolchain, routes in catalog.toolchains(capability)]
     return ModelList(data=[*(model_card(catalog, config, json.loads(card) if card else None)
                              for config, card in zip(configs, raw)), *toolchains])
 

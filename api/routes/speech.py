@@ -13,7 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.audio_input import read_audio, read_embedding
+from api.audio_input import read_audio, read_embedding, read_vad_segments
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_stages
@@ -129,27 +129,30 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
 
 async def _clone_voice(body: SpeechRequest, catalog, dispatcher, settings, preference, text: str, shared: dict,
                        render: dict, stages: list[dict]):
-    """A voice-cloning toolchain (harmonyspeech): the reference clip goes through the speaker
-    encoder step, unless the request brings the embedding, which skips that step."""
-    provided = frozenset({"input_embedding"}) if body.input_embedding else frozenset()
+    """A voice-cloning toolchain (harmonyspeech, openvoice_v1): the reference clip goes
+    through the toolchain's VAD and encoder steps; a request that brings the embedding (or
+    the clip's VAD segments) skips them."""
+    provided = frozenset(name for name in ("input_embedding", "input_vad_data") if getattr(body, name))
     plan = catalog.plan(body.model, SPEECH_SYNTHESIS, "text to speech", provided=provided)
     if body.stream_format or (body.output_options and body.output_options.stream):
         raise APIError(400, f"toolchain '{body.model}' answers with the whole audio; it cannot stream",
                        reason="unsupported_stream", param="stream_format")
     generation = body.generation_options or GenerationOptions()
-    payload = {**shared, "text": text, "pitch": generation.pitch if generation.pitch is not None else 1.0,
+    payload = {**shared, **plan.fields, "text": text, "voice": body.voice,
+               "pitch": generation.pitch if generation.pitch is not None else 1.0,
                "energy": generation.energy if generation.energy is not None else 1.0}
     if body.input_embedding:
         payload["embedding"] = read_embedding(body.input_embedding, "input_embedding")
     elif body.input_audio:
         payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
+        if body.input_vad_data:
+            payload["vad_segments"] = read_vad_segments(body.input_vad_data)
     else:
         raise APIError(400, f"toolchain '{body.model}' clones a voice: send input_audio (a reference clip) or "
                        "input_embedding", reason="missing_reference", param="input_audio")
     return await run_job(dispatcher, plan.head, SPEECH_SYNTHESIS, payload, preference, render,
                          callback_url=body.callback_url, stages=plan.stages + stages,
                          head_capability=plan.head_capability, name=plan.name)
-
 
 
 async def _checked_voice(request: Request, model_name: str, body: SpeechRequest) -> str | None:

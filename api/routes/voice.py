@@ -1,14 +1,14 @@
 """POST /v1/voice/convert: the words of ``source_audio`` in the voice of ``target_audio`` (or
 of a ``target_embedding`` from a tone colour encoder), on a tone converter: the
-``openvoice_v2`` toolchain (encoder step for the target, then the converter) or a converter
-model given an embedding."""
+``openvoice_v1``/``openvoice_v2`` toolchains (VAD and encoder steps for the target, then the
+converter) or a converter model given an embedding."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.audio_input import read_audio, read_embedding
+from api.audio_input import read_audio, read_embedding, read_vad_segments
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_stages
@@ -30,6 +30,8 @@ class VoiceConvertRequest(CallbackOption):
     source_audio: str = Field(description="base64 audio whose words are kept")
     target_audio: str | None = Field(default=None, description="base64 audio of the voice to convert to")
     target_embedding: str | None = Field(default=None, description="base64 float32 tone colour embedding instead")
+    input_vad_data: str | None = Field(default=None, description="target_audio's speech segments (JSON, seconds), "
+                                       "as /v1/audio/vad returns them: skips the toolchain's VAD step")
     generation_options: ConversionOptions | None = None
     output_options: AudioOutputOptions | None = None
     post_generation_filters: list[PostGenerationFilter] | None = Field(default=None, max_length=8)
@@ -45,16 +47,19 @@ class VoiceConvertResponse(BaseModel):
 @router.post("/v1/voice/convert", response_model=VoiceConvertResponse, responses={**ERROR_RESPONSES, **ASYNC_RESPONSE})
 async def convert_voice(body: VoiceConvertRequest, catalog: CatalogDep, dispatcher: DispatcherDep,
                         settings: SettingsDep, preference: PreferenceDep):
-    provided = frozenset({"target_embedding"}) if body.target_embedding else frozenset()
+    provided = frozenset(name for name in ("target_embedding", "input_vad_data") if getattr(body, name))
     plan = catalog.plan(body.model, VOICE_CONVERSION, "voice conversion", provided=provided)
     output = body.output_options or AudioOutputOptions()
-    payload = {"source_audio": await read_audio(body.source_audio, settings.max_audio_seconds, param="source_audio"),
+    payload = {**plan.fields,
+               "source_audio": await read_audio(body.source_audio, settings.max_audio_seconds, param="source_audio"),
                "tau": (body.generation_options or ConversionOptions()).tau or 0.3,
                "output": {"format": output.format or "wav", "sample_rate": output.sample_rate}}
     if body.target_embedding:
         payload["embedding"] = read_embedding(body.target_embedding, "target_embedding")
     elif body.target_audio and plan.head_capability != VOICE_CONVERSION:
         payload["audio"] = await read_audio(body.target_audio, settings.max_audio_seconds, param="target_audio")
+        if body.input_vad_data:
+            payload["vad_segments"] = read_vad_segments(body.input_vad_data)
     else:
         raise APIError(400, "send target_embedding, or target_audio to a toolchain that encodes it "
                        "(e.g. openvoice_v2)", reason="missing_target", param="target_embedding")

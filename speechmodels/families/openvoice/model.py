@@ -5,11 +5,15 @@ V1's ``checkpoints/converter/`` (``myshell-ai/OpenVoice``; same network, no ``ze
 - ``OpenVoiceV2ToneConverterEncoder``: audio -> tone-colour embedding (its reference encoder);
 - ``OpenVoiceV2ToneConverter``: source audio + a target embedding -> the source's words in the
   target's voice. The source's own embedding is taken from the source audio (HSE passes the
-  target's as both, which converts from the wrong voice).
+  target's as both, which converts from the wrong voice); in the ``openvoice_v1`` TTS
+  toolchain the source is the base speaker's speech, so its tone colour is measured on
+  the very audio being converted, rather than read from OpenVoice's stored per-style
+  ``*_se.pth`` averages.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +27,11 @@ from speechmodels.config import ModelConfig
 from speechmodels.torch_state import fold_weight_norm, read_checkpoint
 from speechmodels.tts import SynthesizedSpeech
 from speechmodels.weights import find_part
+
+
+# speech of the reference clip the encoder needs, and the length of the pieces it averages
+MIN_SPEECH_S = 0.5
+SPEECH_PIECE_S = 10.0
 
 
 def _load_converter(config: ModelConfig, folder: str):
@@ -59,22 +68,44 @@ class _OpenVoiceFamily(TorchModel):
 
 
 class OpenVoiceV2ToneConverterEncoder(_OpenVoiceFamily):
+    """The clip's tone colour. With ``vad_segments`` (a toolchain's VAD step, or the
+    request's ``input_vad_data``), only its speech counts: the segments are joined and cut
+    into pieces of at most ``SPEECH_PIECE_S``, and the pieces' embeddings averaged, as
+    OpenVoice's own extractor does with its VAD."""
+
     output_kind = "speaker embedding"
 
-    def prepare(self, request: Mapping[str, Any]) -> np.ndarray:
-        return self._samples(request["audio"], "input_audio", request.get("max_audio_seconds"))
+    def prepare(self, request: Mapping[str, Any]) -> list[np.ndarray]:
+        samples = self._samples(request["audio"], "input_audio", request.get("max_audio_seconds"))
+        segments = request.get("vad_segments")
+        if segments is None:
+            return [samples]
+        speech = np.concatenate([samples[int(start * self.sample_rate):int(end * self.sample_rate)]
+                                 for start, end in json.loads(segments)] or [np.zeros(0, np.float32)])
+        if speech.size < self.sample_rate * MIN_SPEECH_S:
+            raise InputError(f"the reference audio has {speech.size / self.sample_rate:.2f}s of speech; at least "
+                             f"{MIN_SPEECH_S:g}s is needed", param="input_audio", code="no_speech")
+        step = int(SPEECH_PIECE_S * self.sample_rate)
+        pieces = [speech[start:start + step] for start in range(0, speech.size, step)]
+        # a short tail piece would weigh as much as a full one: it joins the one before
+        if len(pieces) > 1 and pieces[-1].size < step // 2:
+            pieces[-2:] = [np.concatenate(pieces[-2:])]
+        return pieces
 
-    def input_seconds(self, item: np.ndarray) -> float:
-        return item.size / self.sample_rate
+    def input_seconds(self, item: list[np.ndarray]) -> float:
+        return sum(piece.size for piece in item) / self.sample_rate
 
     def warmup_request(self) -> dict:
         return {"audio": audio.synthetic_clip(1.0)}
 
-    def infer_batch(self, items: Sequence[np.ndarray]) -> list[np.ndarray | Exception]:
+    def infer_batch(self, items: Sequence[list[np.ndarray]]) -> list[np.ndarray | Exception]:
+        import torch
+
         outputs: list[np.ndarray | Exception] = []
-        for samples in items:  # the GRU's last state: padding would change it
+        for pieces in items:  # the GRU's last state: padding would change it
             try:
-                outputs.append(self.network.embed(self._tensor(samples)).cpu().numpy().astype(np.float32))
+                embeddings = [self.network.embed(self._tensor(piece)) for piece in pieces]
+                outputs.append(torch.stack(embeddings).mean(0).cpu().numpy().astype(np.float32))
             except Exception as exc:
                 outputs.append(exc)
         return outputs
