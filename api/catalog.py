@@ -95,10 +95,8 @@ class ModelCatalog:
         for config in self.configs.values():
             by_source.setdefault(config.model, {}).setdefault(config.model_type, config)
         families = [step.model_type for step in steps if step.model_type]
-        for family in by_source.values():
-            if all(model_type in family for model_type in families):
-                return [family[step.model_type] if step.model_type else self._model_of(step) for step in steps]
-        models = [self._model_of(step) for step in steps]
+        together = next((family for family in by_source.values() if all(name in family for name in families)), {})
+        models = [together.get(step.model_type) or self._model_of(step) for step in steps]
         return None if None in models else models
 
     def _model_of(self, step: ToolchainStep) -> ModelConfig | None:

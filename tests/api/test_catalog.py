@@ -9,7 +9,10 @@ from speechmodels.registry import (
     AUDIO_CONVERSION,
     MEL_RESTORATION,
     MEL_VOCODING,
+    SPEAKER_EMBEDDING,
     SPEECH_SYNTHESIS,
+    VAD,
+    VOICE_CONVERSION,
 )
 
 RESTORER = ModelConfig(name="vf-a", model="x", model_type="VoiceFixerRestorer")
@@ -49,3 +52,46 @@ def test_a_toolchain_prefers_the_models_of_one_repo():
              for p in ("encoder", "synthesizer", "vocoder")]
     plan = ModelCatalog([other, *parts]).plan("harmonyspeech", SPEECH_SYNTHESIS, "text to speech")
     assert [step["model"] for step in plan.steps] == ["hs-encoder", "hs-synthesizer", "hs-vocoder"]
+
+
+OPENVOICE_V1 = [ModelConfig(name=f"ov1-{part}", model="myshell-ai/openvoice", model_type=family)
+                for part, family in (("encoder", "OpenVoiceV1ToneConverterEncoder"),
+                                     ("converter", "OpenVoiceV1ToneConverter"),
+                                     ("synthesizer", "OpenVoiceV1Synthesizer"))]
+SILERO = ModelConfig(name="silero-vad", model="package:silero_vad", model_type="SileroVAD")
+
+
+def test_openvoice_v1_clones_in_four_steps_with_any_vad_model():
+    plan = ModelCatalog([*OPENVOICE_V1, SILERO]).plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
+    assert [(step["model"], step["capability"]) for step in plan.steps] == [
+        ("silero-vad", VAD), ("ov1-encoder", SPEAKER_EMBEDDING), ("ov1-synthesizer", SPEECH_SYNTHESIS),
+        ("ov1-converter", VOICE_CONVERSION)]
+    # the VAD step must hand on its segments, in seconds
+    assert plan.fields == {"get_timestamps": True, "return_seconds": True}
+
+
+def test_brought_vad_data_or_embedding_skips_the_steps_they_stand_in_for():
+    catalog = ModelCatalog([*OPENVOICE_V1, SILERO])
+    with_segments = catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "tts", provided=frozenset({"input_vad_data"}))
+    assert [step["model"] for step in with_segments.steps] == ["ov1-encoder", "ov1-synthesizer", "ov1-converter"]
+    assert with_segments.fields == {}
+    with_embedding = catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "tts", provided=frozenset({"input_embedding"}))
+    assert [step["model"] for step in with_embedding.steps] == ["ov1-synthesizer", "ov1-converter"]
+
+
+def test_one_toolchain_converts_voices_on_its_own_route():
+    catalog = ModelCatalog([*OPENVOICE_V1[:2], SILERO])  # no base speaker: conversion only
+    plan = catalog.plan("openvoice_v1", VOICE_CONVERSION, "voice conversion")
+    assert [step["model"] for step in plan.steps] == ["silero-vad", "ov1-encoder", "ov1-converter"]
+    with pytest.raises(APIError) as missing:
+        catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
+    assert missing.value.status == 404 and "OpenVoiceV1Synthesizer" in missing.value.message
+    [(toolchain, routes)] = catalog.toolchains()
+    assert toolchain.name == "openvoice_v1" and list(routes) == [VOICE_CONVERSION]
+    assert catalog.member("openvoice_v1", SPEAKER_EMBEDDING, "speaker embedding").name == "ov1-encoder"
+
+
+def test_a_vad_step_needs_some_vad_model():
+    with pytest.raises(APIError) as missing:
+        ModelCatalog(OPENVOICE_V1).plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
+    assert missing.value.status == 404 and "any vad model" in missing.value.message

@@ -3,6 +3,8 @@ loading, embedding and conversion code on a small random checkpoint in that layo
 
 import re
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -77,3 +79,17 @@ def test_v1_layout_loads_into_the_same_network_without_zero_g(tmp_path):
     se = encoder.infer({"audio": fixture_audio("cmu_arctic_us_aew_a0001.wav")})
     out = converter.infer({"source_audio": fixture_audio("cmu_arctic_us_axb_a0005.wav"), "embedding": se.tobytes()})
     assert out.sample_rate == 22_050 and out.samples.size > 0
+
+
+def test_the_encoder_averages_over_the_speech_pieces_vad_found(openvoice):
+    encoder, _ = openvoice
+    clip = fixture_audio("jfk.flac")  # 11 s
+    whole = encoder.infer({"audio": clip})
+    segments = json.dumps([[0.3, 2.2], [3.3, 10.6]]).encode()
+    pieces = encoder.prepare({"audio": clip, "vad_segments": segments})
+    assert [round(p.size / 22_050, 1) for p in pieces] == [9.2]  # 1.9 s + 7.3 s, one piece under 10 s
+    from_speech = encoder.infer({"audio": clip, "vad_segments": segments})
+    assert from_speech.shape == whole.shape and not np.allclose(from_speech, whole)
+    with pytest.raises(InputError) as silent:
+        encoder.prepare({"audio": clip, "vad_segments": b"[[0.0, 0.2]]"})
+    assert silent.value.code == "no_speech"
