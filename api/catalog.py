@@ -75,11 +75,9 @@ class ModelCatalog:
         if toolchain is None or name in self.configs:
             return self.require(name, capability, capability_label)
         for steps in toolchain.routes.values():
-            for step in steps:
-                if step.capability == capability and step.model_type:
-                    model = self._model_of(step)
-                    if model is not None:
-                        return model
+            for model, step in zip(self._step_models(steps), steps):
+                if step.capability == capability and model is not None:
+                    return model
         raise APIError(404, f"toolchain '{name}' has no configured step that does {capability_label}",
                        reason="toolchain_unavailable", param="model")
 
@@ -91,13 +89,17 @@ class ModelCatalog:
         """The configured model for each step, or None if a family is missing. Models loaded
         from the same weights (one repo holds a toolchain's parts, as harmony-speech-v1 does)
         are preferred together; otherwise the first configured model of each family."""
+        models = self._step_models(steps)
+        return None if None in models else models
+
+    def _step_models(self, steps: Sequence[ToolchainStep]) -> list[ModelConfig | None]:
         by_source: dict[str, dict[str, ModelConfig]] = {}
         for config in self.configs.values():
             by_source.setdefault(config.model, {}).setdefault(config.model_type, config)
         families = [step.model_type for step in steps if step.model_type]
-        together = next((family for family in by_source.values() if all(name in family for name in families)), {})
-        models = [together.get(step.model_type) or self._model_of(step) for step in steps]
-        return None if None in models else models
+        # the source that holds the most of the chain's families
+        together = max(by_source.values(), key=lambda family: sum(name in family for name in families), default={})
+        return [together.get(step.model_type) or self._model_of(step) for step in steps]
 
     def _model_of(self, step: ToolchainStep) -> ModelConfig | None:
         """The first configured model of the step's family (or, for a step open to any family,

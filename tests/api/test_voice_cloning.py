@@ -1,8 +1,11 @@
-"""The harmonyspeech toolchain (speaker encoder -> synthesizer -> vocoder), each step on its own
-model's queue, on small random checkpoints in HSE's published layout."""
+"""The voice cloning toolchains, each step on its own model's queue, on small random
+checkpoints in the published layouts: harmonyspeech (speaker encoder -> synthesizer ->
+vocoder), openvoice_v1 (VAD -> tone colour encoder -> base speaker -> tone converter), and
+voice conversion on the OpenVoice tone converters."""
 
 import base64
 import io
+import json
 
 import numpy as np
 import soundfile
@@ -71,7 +74,8 @@ def test_voice_conversion_encodes_the_target_then_converts_on_their_own_queues(c
         "target_audio": b64_audio("cmu_arctic_us_aew_a0003.wav"), "output_options": {"format": "flac"}})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert _steps(client, body["id"]) == [("ov-encoder", "model.ov-encoder"), ("ov-converter", "model.ov-converter")]
+    assert _steps(client, body["id"]) == [("silero-vad", "model.silero-vad"), ("ov-encoder", "model.ov-encoder"),
+                                          ("ov-converter", "model.ov-converter")]
     info = soundfile.info(io.BytesIO(base64.b64decode(body["data"])))
     assert info.format == "FLAC" and info.samplerate == 22_050 and info.duration > 1.0
 
@@ -99,3 +103,70 @@ def test_voice_conversion_requests_that_cannot_run_are_4xx(client):
     assert wrong.status_code == 400 and wrong.json()["param"] == "model"
     unknown = client.post("/v1/voice/convert", json={"model": "nope", "source_audio": source, "target_audio": source})
     assert unknown.status_code == 404
+
+
+OV1_STEPS = [("silero-vad", "model.silero-vad"), ("ov1-encoder", "model.ov1-encoder"),
+             ("ov1-synthesizer", "model.ov1-synthesizer"), ("ov1-converter", "model.ov1-converter")]
+
+
+def _wav(body: dict) -> tuple[np.ndarray, int]:
+    return soundfile.read(io.BytesIO(base64.b64decode(body["data"])), dtype="float32")
+
+
+def test_openvoice_v1_runs_vad_encoder_base_speaker_and_converter_in_order(client):
+    response = client.post("/v1/audio/speech", json={
+        "model": "openvoice_v1", "input": TEXT, "voice": "cheerful", "mode": "voice_cloning",
+        "input_audio": b64_audio("cmu_arctic_us_aew_a0003.wav"), "generation_options": {"seed": 5}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert _steps(client, body["id"]) == OV1_STEPS
+    steps = client.get(f"/v1/jobs/{body['id']}").json()["steps"]
+    assert all(step["status"] == "succeeded" for step in steps)
+    assert all(later["started_at"] >= earlier["finished_at"] for earlier, later in zip(steps, steps[1:]))
+    samples, rate = _wav(body)
+    assert rate == 22_050 and samples.size > 256 * len(TEXT)  # a frame or more per symbol and blank
+
+
+def test_openvoice_v1_skips_the_steps_that_brought_data_stands_in_for(client):
+    reference = b64_audio("cmu_arctic_us_aew_a0003.wav")
+    vad = client.post("/v1/audio/vad", json={"model": "silero-vad", "input_audio": reference,
+                                             "return_seconds": True, "get_timestamps": True})
+    assert vad.status_code == 200, vad.text
+    with_segments = client.post("/v1/audio/speech", json={
+        "model": "openvoice_v1", "input": TEXT, "input_audio": reference, "input_vad_data": json.dumps(vad.json())})
+    assert with_segments.status_code == 200, with_segments.text
+    assert _steps(client, with_segments.json()["id"]) == OV1_STEPS[1:]
+    embedded = client.post("/v1/embed/speaker", json={"model": "openvoice_v1", "input_audio": reference})
+    assert embedded.status_code == 200, embedded.text
+    with_embedding = client.post("/v1/audio/speech", json={
+        "model": "openvoice_v1", "input": TEXT, "voice": "sad", "input_embedding": embedded.json()["data"]})
+    assert with_embedding.status_code == 200, with_embedding.text
+    assert _steps(client, with_embedding.json()["id"]) == OV1_STEPS[2:]
+    assert _wav(with_embedding.json())[1] == 22_050
+
+
+def test_openvoice_v1_requests_that_cannot_run_are_400(client):
+    reference = b64_audio("cmu_arctic_us_aew_a0003.wav")
+    bad_vad = client.post("/v1/audio/speech", json={"model": "openvoice_v1", "input": TEXT, "input_audio": reference,
+                                                    "input_vad_data": "not json"})
+    assert bad_vad.status_code == 400 and bad_vad.json()["param"] == "input_vad_data"
+    # a style the base speaker does not have fails in its step, with the step's 400
+    unknown = client.post("/v1/audio/speech", json={"model": "openvoice_v1", "input": TEXT, "voice": "sarcastic",
+                                                    "input_audio": reference})
+    assert unknown.status_code == 400 and unknown.json()["param"] == "voice"
+    silent = client.post("/v1/audio/speech", json={"model": "openvoice_v1", "input": TEXT, "input_audio": reference,
+                                                   "input_vad_data": json.dumps({"timestamps": []})})
+    assert silent.status_code == 400 and silent.json()["reason"] == "no_speech"
+
+
+def test_openvoice_v1_converts_voices_and_is_listed_with_both_routes(client):
+    response = client.post("/v1/voice/convert", json={
+        "model": "openvoice_v1", "source_audio": b64_audio("cmu_arctic_us_axb_a0005.wav"),
+        "target_audio": b64_audio("cmu_arctic_us_aew_a0003.wav")})
+    assert response.status_code == 200, response.text
+    assert _steps(client, response.json()["id"]) == [OV1_STEPS[0], OV1_STEPS[1], OV1_STEPS[3]]
+    card = {c["id"]: c for c in client.get("/v1/models").json()["data"]}["openvoice_v1"]
+    assert card["object"] == "toolchain" and set(card["capabilities"]) == {"tts", "voice_convert"}
+    assert card["routes"]["tts"] == [name for name, _ in OV1_STEPS]
+    speech_card = {c["id"]: c for c in client.get("/v1/audio/speech/models").json()["data"]}["openvoice_v1"]
+    assert speech_card["steps"] == [name for name, _ in OV1_STEPS]
