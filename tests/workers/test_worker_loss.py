@@ -1,4 +1,5 @@
-"""A worker SIGKILLed with a batch in flight loses no accepted job."""
+"""A worker SIGKILLed with a batch in flight, a chord part or a pipeline's middle step loses no
+accepted job."""
 
 import time
 
@@ -88,3 +89,51 @@ def test_sigkill_of_a_worker_mid_chord_loses_no_sentence(fleet):
         assert all(not sentences[name]["worker"].endswith(victim_id) for name in caught)
         result = http.get(f"/v1/jobs/{job_id}/result")
         assert result.status_code == 200 and len(result.content) > 100 * 22_050 * 2
+
+
+def test_sigkill_of_a_middle_step_worker_loses_no_pipeline(fleet):
+    """openvoice_v1 runs VAD -> encoder -> base speaker -> converter; a second base-speaker
+    worker is killed while it synthesises for one of several jobs. Every job still ends
+    with all four steps, the killed step run again by the surviving worker."""
+    from tests.api.test_speech import LONG_TEXT
+
+    victim = fleet.start_worker("ov1-synthesizer", name="ov1-victim")
+    reference = b64_audio("cmu_arctic_us_aew_a0003.wav")
+    with httpx.Client(base_url=fleet.base_url, timeout=60) as http:
+        deadline = time.monotonic() + 120
+        while http.get("/ready").json()["models"].get("ov1-synthesizer", 0) < 2:
+            assert time.monotonic() < deadline and victim.poll() is None, "victim worker did not start"
+            time.sleep(0.3)
+        ids = []
+        for _ in range(4):
+            response = http.post("/v1/audio/speech", headers=ASYNC, json={
+                "model": "openvoice_v1", "input": LONG_TEXT[:800], "input_audio": reference, "voice": "friendly"})
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["id"])
+        victim_id = f".{victim.pid}"
+        deadline = time.monotonic() + 90
+        caught = None
+        while caught is None:
+            for job in statuses(http, ids):
+                steps = job["steps"]
+                if len(steps) > 2 and steps[2]["status"] == "running" and steps[2]["worker"].endswith(victim_id):
+                    caught = job["id"]
+            assert time.monotonic() < deadline, statuses(http, ids)
+            time.sleep(0.02)
+        fleet.kill_worker("ov1-victim")
+        del fleet.workers["ov1-victim"]
+        deadline = time.monotonic() + 180
+        jobs = statuses(http, ids)
+        while not all(job["status"] == "succeeded" for job in jobs):
+            assert all(job["status"] in ("queued", "running", "succeeded") for job in jobs), jobs
+            assert time.monotonic() < deadline, jobs
+            time.sleep(0.5)
+            jobs = statuses(http, ids)
+        for job in jobs:
+            assert [step["name"] for step in job["steps"]] == ["silero-vad", "ov1-encoder", "ov1-synthesizer",
+                                                               "ov1-converter"]
+            assert all(step["status"] == "succeeded" for step in job["steps"])
+        rerun = next(job for job in jobs if job["id"] == caught)["steps"][2]
+        assert not rerun["worker"].endswith(victim_id)  # the survivor ran the killed step again
+        result = http.get(f"/v1/jobs/{caught}/result")
+        assert result.status_code == 200 and len(result.content) > 22_050
