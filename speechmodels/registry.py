@@ -56,6 +56,8 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
                                             frozenset({VOICE_CONVERSION})),
     "OpenVoiceV1Synthesizer": ModelFamily("speechmodels.families.openvoice.synthesizer:OpenVoiceV1Synthesizer",
                                           frozenset({SPEECH_SYNTHESIS})),
+    "MeloTTSSynthesizer": ModelFamily("speechmodels.families.melotts:MeloTTSSynthesizer",
+                                      frozenset({SPEECH_SYNTHESIS})),
     "OpenVoiceV2ToneConverterEncoder": ModelFamily(
         "speechmodels.families.openvoice:OpenVoiceV2ToneConverterEncoder", frozenset({SPEAKER_EMBEDDING})),
     "OpenVoiceV2ToneConverter": ModelFamily("speechmodels.families.openvoice:OpenVoiceV2ToneConverter",

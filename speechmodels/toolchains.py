@@ -2,10 +2,11 @@
 data (HSE's names). Each step runs as its own job step on the queue of the configured model
 of that family; the outputs of the steps before it fill its request.
 
-One toolchain may serve several capabilities with different chains: ``openvoice_v1`` speaks
-text in a cloned voice (VAD -> tone colour encoder -> base speaker -> tone converter) and
-converts a recording's voice (VAD -> encoder -> converter). A toolchain serves a capability
-for a deployment only when every family of that chain is configured.
+One toolchain may serve several capabilities with different chains: ``openvoice_v1`` and
+``openvoice_v2`` speak text in a cloned voice (VAD -> tone colour encoder -> base speaker or
+MeloTTS -> tone converter) and convert a recording's voice (VAD -> encoder -> converter).
+A toolchain serves a capability for a deployment only when every family of that chain is
+configured.
 """
 
 from __future__ import annotations
@@ -51,15 +52,16 @@ _SPEECH_SEGMENTS = ToolchainStep(VAD, skipped_by=("input_vad_data", "input_embed
                                  request={"get_timestamps": True, "return_seconds": True})
 
 
-def _openvoice(version: str, synthesizer: str | None) -> Toolchain:
+def _openvoice(version: str, synthesizer: str) -> Toolchain:
     encoder = ToolchainStep(SPEAKER_EMBEDDING, f"OpenVoice{version}ToneConverterEncoder",
                             skipped_by=("input_embedding", "target_embedding"))
     converter = ToolchainStep(VOICE_CONVERSION, f"OpenVoice{version}ToneConverter")
-    routes = {VOICE_CONVERSION: (_SPEECH_SEGMENTS, encoder, converter)}
-    if synthesizer:
-        # a base speaker says the text; the converter gives it the reference's tone colour
-        routes[SPEECH_SYNTHESIS] = (_SPEECH_SEGMENTS, encoder, ToolchainStep(SPEECH_SYNTHESIS, synthesizer), converter)
-    return Toolchain(f"openvoice_{version.lower()}", routes)
+    return Toolchain(f"openvoice_{version.lower()}", {
+        # a base speaker (V1's own, or MeloTTS for V2) says the text; the converter gives it
+        # the reference's tone colour
+        SPEECH_SYNTHESIS: (_SPEECH_SEGMENTS, encoder, ToolchainStep(SPEECH_SYNTHESIS, synthesizer), converter),
+        VOICE_CONVERSION: (_SPEECH_SEGMENTS, encoder, converter),
+    })
 
 
 TOOLCHAINS: dict[str, Toolchain] = {
@@ -70,8 +72,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
         ToolchainStep(MEL_VOCODING, "HarmonySpeechVocoder"),
     )}),
     "openvoice_v1": _openvoice("V1", "OpenVoiceV1Synthesizer"),
-    # V2's base speakers are MeloTTS, which is not written yet: V2 converts voices only
-    "openvoice_v2": _openvoice("V2", None),
+    "openvoice_v2": _openvoice("V2", "MeloTTSSynthesizer"),
     "voicefixer": Toolchain("voicefixer", {AUDIO_CONVERSION: (
         ToolchainStep(MEL_RESTORATION, "VoiceFixerRestorer"),
         ToolchainStep(MEL_VOCODING, "VoiceFixerVocoder"),

@@ -193,3 +193,45 @@ def build_openvoice_v1(folder: Path, seed: int = 0) -> Path:
     torch.save({"model": _all_convs_weight_normed(network, only=normed), "iteration": 0, "learning_rate": 0.0},
                base / "checkpoint.pth")
     return folder
+
+
+# MeloTTS-English (config.json + checkpoint.pth at the repo's root): MeloTTS's symbol table
+# layout (pad, the sorted phone set, punctuation, SP, UNK) cut down to English's phones; its
+# 16 tones and 8 languages; the published 44.1 kHz front end (2048-point spectrogram, hop 512
+# = 8x8x2x2x2); reduced widths
+MELO_EN_PHONES = ["aa", "ae", "ah", "ao", "aw", "ay", "b", "ch", "d", "dh", "eh", "er", "ey", "f", "g", "hh", "ih",
+                  "iy", "jh", "k", "l", "m", "n", "ng", "ow", "oy", "p", "r", "s", "sh", "t", "th", "uh", "uw", "V",
+                  "w", "y", "z", "zh"]
+MELO_SYMBOLS = ["_", *sorted(MELO_EN_PHONES), "!", "?", "…", ",", ".", "'", "-", "SP", "UNK"]
+MELO_SPEAKERS = {"EN-US": 0, "EN-BR": 1, "EN_INDIA": 2, "EN-AU": 3, "EN-Default": 4}
+MELO_CONFIG = {
+    "train": {"segment_size": 16384},
+    "data": {"sampling_rate": 44100, "filter_length": 2048, "hop_length": 512, "win_length": 2048,
+             "n_mel_channels": 128, "add_blank": True, "n_speakers": 256, "spk2id": MELO_SPEAKERS},
+    "model": {"use_spk_conditioned_encoder": True, "use_noise_scaled_mas": True, "use_mel_posterior_encoder": False,
+              "use_duration_discriminator": True, "inter_channels": 8, "hidden_channels": 8, "filter_channels": 16,
+              "n_heads": 2, "n_layers": 3, "n_layers_trans_flow": 3, "kernel_size": 3, "p_dropout": 0.1,
+              "resblock": "1", "resblock_kernel_sizes": [3, 7], "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]],
+              "upsample_rates": [8, 8, 2, 2, 2], "upsample_initial_channel": 32,
+              "upsample_kernel_sizes": [16, 16, 8, 2, 2], "n_layers_q": 3, "use_spectral_norm": False,
+              "gin_channels": OV_GIN},
+    "num_languages": 8, "num_tones": 16, "symbols": MELO_SYMBOLS}
+
+
+def build_melotts(folder: Path, seed: int = 0) -> Path:
+    """A MeloTTS-English folder (its training-only posterior encoder included)."""
+    import json
+
+    from speechmodels.families.melotts.network import MeloConfig, MeloNetwork
+    from speechmodels.families.openvoice.network import PosteriorEncoder
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(MELO_CONFIG, ensure_ascii=False))
+    config = MeloConfig.from_json(MELO_CONFIG)
+    network = MeloNetwork(config)
+    network.enc_q = PosteriorEncoder(config.spec_channels, config.inter_channels, config.hidden_channels,
+                                     config.gin_channels)
+    normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)"
+    torch.save({"model": _all_convs_weight_normed(network, only=normed), "iteration": 0}, folder / "checkpoint.pth")
+    return folder

@@ -13,6 +13,7 @@ from speechfleet.redis_server import EmbeddedRedis
 from tests.checkpoints import (
     VF_HOP,
     build_harmonyspeech,
+    build_melotts,
     build_openvoice_v1,
     build_openvoice_v2,
     build_voicefixer,
@@ -35,7 +36,7 @@ def private_redis():
 
 @pytest.fixture(scope="session")
 def fleet_config(tmp_path_factory) -> Path:
-    """The test models, plus the VoiceFixer, HarmonySpeech and OpenVoice families on small
+    """The test models, plus the VoiceFixer, HarmonySpeech, OpenVoice and MeloTTS families on small
     random checkpoints in the published layouts (built here: the real weights cannot be
     downloaded)."""
     folder = tmp_path_factory.mktemp("voicefixer-checkpoints")
@@ -43,6 +44,7 @@ def fleet_config(tmp_path_factory) -> Path:
     harmony = build_harmonyspeech(tmp_path_factory.mktemp("harmony-speech-v1"))
     openvoice = build_openvoice_v2(tmp_path_factory.mktemp("openvoicev2"))
     openvoice_v1 = build_openvoice_v1(tmp_path_factory.mktemp("openvoice"))
+    melo = build_melotts(tmp_path_factory.mktemp("melotts-english"))
     document = yaml.safe_load(TEST_CONFIG.read_text())
     document["model_configs"] += [
         {"name": "vf-restorer", "model": str(folder), "model_type": "VoiceFixerRestorer", "max_batch_size": 2,
@@ -53,6 +55,7 @@ def fleet_config(tmp_path_factory) -> Path:
         {"name": "ov-encoder", "model": str(openvoice), "model_type": "OpenVoiceV2ToneConverterEncoder",
          "max_batch_size": 2},
         {"name": "ov-converter", "model": str(openvoice), "model_type": "OpenVoiceV2ToneConverter", "max_batch_size": 2},
+        {"name": "ov-melo", "model": str(melo), "model_type": "MeloTTSSynthesizer", "max_batch_size": 2},
         *({"name": f"ov1-{part}", "model": str(openvoice_v1), "model_type": family, "max_batch_size": 2}
           for part, family in (("encoder", "OpenVoiceV1ToneConverterEncoder"), ("converter", "OpenVoiceV1ToneConverter"),
                                ("synthesizer", "OpenVoiceV1Synthesizer"))),
@@ -70,7 +73,7 @@ def fleet(redis_server, fleet_config):
         running.start_worker(models)
     running.start_worker("vf-restorer,vf-vocoder", name="voicefixer")  # one process, two queues
     running.start_worker("hs-encoder,hs-synthesizer,hs-vocoder", name="harmonyspeech")
-    running.start_worker("ov-encoder,ov-converter", name="openvoice")
+    running.start_worker("ov-encoder,ov-converter,ov-melo", name="openvoice")
     running.start_worker("ov1-encoder,ov1-synthesizer,ov1-converter", name="openvoice_v1")
     running.start_webhook_worker()
     running.start_api()

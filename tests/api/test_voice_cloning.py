@@ -1,7 +1,7 @@
 """The voice cloning toolchains, each step on its own model's queue, on small random
 checkpoints in the published layouts: harmonyspeech (speaker encoder -> synthesizer ->
-vocoder), openvoice_v1 (VAD -> tone colour encoder -> base speaker -> tone converter), and
-voice conversion on the OpenVoice tone converters."""
+vocoder), openvoice_v1 and openvoice_v2 (VAD -> tone colour encoder -> base speaker or MeloTTS
+-> tone converter), and voice conversion on the OpenVoice tone converters."""
 
 import base64
 import io
@@ -170,3 +170,18 @@ def test_openvoice_v1_converts_voices_and_is_listed_with_both_routes(client):
     assert card["routes"]["tts"] == [name for name, _ in OV1_STEPS]
     speech_card = {c["id"]: c for c in client.get("/v1/audio/speech/models").json()["data"]}["openvoice_v1"]
     assert speech_card["steps"] == [name for name, _ in OV1_STEPS]
+
+
+def test_openvoice_v2_speaks_with_melotts_then_converts_to_the_reference(client):
+    response = client.post("/v1/audio/speech", json={
+        "model": "openvoice_v2", "input": TEXT, "voice": "EN-BR", "mode": "voice_cloning",
+        "input_audio": b64_audio("cmu_arctic_us_aew_a0003.wav")})
+    assert response.status_code == 200, response.text
+    assert _steps(client, response.json()["id"]) == [
+        ("silero-vad", "model.silero-vad"), ("ov-encoder", "model.ov-encoder"), ("ov-melo", "model.ov-melo"),
+        ("ov-converter", "model.ov-converter")]
+    assert _wav(response.json())[1] == 22_050  # the converter's rate; MeloTTS itself speaks at 44.1 kHz
+    plain = client.post("/v1/audio/speech", json={"model": "ov-melo", "input": TEXT, "voice": "EN-AU",
+                                                  "response_format": "wav"})
+    assert plain.status_code == 200, plain.text
+    assert soundfile.info(io.BytesIO(plain.content)).samplerate == 44_100

@@ -9,6 +9,8 @@ trains; its keys are dropped at load and everything else loads strictly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from pydantic import Field
 from torch import nn
@@ -41,25 +43,32 @@ class BaseSpeakerConfig(ConverterConfig):
 
 
 class BaseSpeaker(nn.Module):
-    def __init__(self, config: BaseSpeakerConfig):
+    """VITS' inference path for a multi-speaker checkpoint. MeloTTS passes its own text
+    encoder and flow; the duration predictors, style table and decoder are the same."""
+
+    def __init__(self, config: BaseSpeakerConfig, enc_p: nn.Module | None = None, flow: nn.Module | None = None):
         super().__init__()
         self.config = c = config
-        self.enc_p = TextEncoder(len(c.symbols), c.inter_channels, c.hidden_channels, c.filter_channels, c.n_heads,
-                                 c.n_layers, c.kernel_size)
+        self.enc_p = enc_p or TextEncoder(len(c.symbols), c.inter_channels, c.hidden_channels, c.filter_channels,
+                                          c.n_heads, c.n_layers, c.kernel_size)
         self.sdp = StochasticDurationPredictor(c.hidden_channels, 3, c.gin_channels)
         self.dp = DurationPredictor(c.hidden_channels, 256, 3, c.gin_channels)
         self.emb_g = nn.Embedding(c.n_speakers, c.gin_channels)
-        self.flow = Flow(c.inter_channels, c.hidden_channels, c.gin_channels)
+        self.flow = flow or Flow(c.inter_channels, c.hidden_channels, c.gin_channels)
         self.dec = Generator(c)
 
+    def encode(self, tokens: Mapping[str, torch.Tensor], g: torch.Tensor):
+        """Text side: hidden states, the prior's mean and log-scale per token, and the mask."""
+        return self.enc_p(tokens["ids"])
+
     @torch.inference_mode()
-    def synthesize(self, ids: torch.Tensor, speaker: int, length_scale: float = 1.0, noise_scale: float = 0.667,
-                   noise_scale_w: float = 0.6, sdp_ratio: float = 0.2,
+    def synthesize(self, tokens: Mapping[str, torch.Tensor], speaker: int, length_scale: float = 1.0,
+                   noise_scale: float = 0.667, noise_scale_w: float = 0.6, sdp_ratio: float = 0.2,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-        """ids (1, tokens) in one style -> samples (n,) at the config's rate (OpenVoice's
-        inference scales by default)."""
-        x, mean, log_scale, mask = self.enc_p(ids)
-        g = self.emb_g(torch.tensor([speaker], device=ids.device))[..., None]
+        """Token tensors (1, tokens) in one speaker or style -> samples (n,) at the config's
+        rate (OpenVoice's inference scales by default)."""
+        g = self.emb_g(torch.tensor([speaker], device=self.emb_g.weight.device))[..., None]
+        x, mean, log_scale, mask = self.encode(tokens, g)
         # noise is drawn on the CPU: a seeded request sounds the same on any device
         noise = torch.randn(x.shape[0], 2, x.shape[-1], generator=generator).to(x.device) * noise_scale_w
         log_durations = (self.sdp(x, mask, g, noise) * sdp_ratio + self.dp(x, mask, g) * (1 - sdp_ratio))

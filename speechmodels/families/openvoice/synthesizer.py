@@ -65,6 +65,6 @@ class OpenVoiceV1Synthesizer(PhonemeSynthesizer):
         import torch
 
         generator = torch.Generator().manual_seed(item.seed) if item.seed is not None else None
-        samples = self.network.synthesize(torch.from_numpy(token_ids)[None].to(self.device), self._styles[item.voice],
-                                          length_scale=1.0 / item.speed, generator=generator)
+        samples = self.network.synthesize({"ids": torch.from_numpy(token_ids)[None].to(self.device)},
+                                          self._styles[item.voice], length_scale=1.0 / item.speed, generator=generator)
         return samples.float().cpu().numpy()

@@ -73,18 +73,27 @@ class FeedForward(nn.Module):
 
 
 class RelativeTransformer(nn.Module):
-    def __init__(self, channels: int, filter_channels: int, heads: int, layers: int, kernel: int):
+    """Post-norm transformer layers. With ``gin`` (VITS2, as MeloTTS has it) the speaker
+    vector, projected to the width, is added before layer ``CONDITIONED_LAYER``."""
+
+    CONDITIONED_LAYER = 2
+
+    def __init__(self, channels: int, filter_channels: int, heads: int, layers: int, kernel: int, gin: int = 0):
         super().__init__()
         self.attn_layers = nn.ModuleList(RelativeSelfAttention(channels, heads) for _ in range(layers))
         self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(layers))
         self.ffn_layers = nn.ModuleList(FeedForward(channels, filter_channels, kernel) for _ in range(layers))
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(layers))
+        if gin:
+            self.spk_emb_linear = nn.Linear(gin, channels)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         pair_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)
         x = x * mask
-        for attention, norm_1, ffn, norm_2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers,
-                                                  self.norm_layers_2):
+        for index, (attention, norm_1, ffn, norm_2) in enumerate(zip(
+                self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2)):
+            if index == self.CONDITIONED_LAYER and g is not None and hasattr(self, "spk_emb_linear"):
+                x = (x + self.spk_emb_linear(g.transpose(1, 2)).transpose(1, 2)) * mask
             x = norm_1(x + attention(x, pair_mask))
             x = norm_2(x + ffn(x, mask))
         return x * mask

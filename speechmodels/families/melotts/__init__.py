@@ -1,0 +1,3 @@
+from speechmodels.families.melotts.model import MeloTTSSynthesizer
+
+__all__ = ["MeloTTSSynthesizer"]

@@ -1,0 +1,120 @@
+"""MeloTTS (``myshell-ai/MeloTTS-*``: ``config.json`` + ``checkpoint.pth``), written here to
+load ``["model"]`` strictly (less the training-only posterior encoder ``enc_q``).
+
+MeloTTS is VITS2 as Bert-VITS2 shaped it: OpenVoice V1's base speaker (the duration
+predictors, speaker table and HiFi-GAN decoder are the same modules) with a text encoder
+that also embeds each phone's tone and language and two BERT feature streams, conditions its
+transformer on the speaker, and a flow whose couplings are small transformers.
+
+BERT: upstream adds per-phone features from a language BERT (``bert-base-uncased`` for
+English, 768 wide, through ``ja_bert_proj``; 1024 wide through ``bert_proj`` for Chinese).
+Those weights are not available here, so the features are zeros: both projections then add
+their biases only. Speech stays intelligible; its prosody is flatter than upstream's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from speechmodels.families.openvoice.base_speaker import BaseSpeaker, BaseSpeakerConfig
+from speechmodels.families.openvoice.network import Flip, Flow
+from speechmodels.families.openvoice.text_encoder import RelativeTransformer
+
+BERT_WIDTH, JA_BERT_WIDTH = 1024, 768
+TRAINING_ONLY = ("enc_q.",)
+
+
+class MeloConfig(BaseSpeakerConfig):
+    """``config.json``: ``data`` (with ``spk2id``), ``model`` and the top-level ``symbols``,
+    ``num_tones`` and ``num_languages``."""
+
+    spk2id: dict[str, int]
+    num_tones: int
+    num_languages: int
+    speakers: dict[str, int] = Field(default_factory=dict)
+    n_layers_trans_flow: int = 3
+    n_flow_layer: int = 4
+    use_transformer_flow: bool = True
+    flow_share_parameter: bool = False
+    use_spk_conditioned_encoder: bool = True
+
+    @classmethod
+    def from_json(cls, document: dict) -> MeloConfig:
+        return cls.model_validate({**document.get("data", {}), **document.get("model", {}),
+                                   **{key: document[key] for key in ("symbols", "num_tones", "num_languages")
+                                      if key in document}})
+
+
+class MeloTextEncoder(nn.Module):
+    def __init__(self, c: MeloConfig):
+        super().__init__()
+        self.hidden, self.out_channels = c.hidden_channels, c.inter_channels
+        self.emb = nn.Embedding(len(c.symbols), c.hidden_channels)
+        self.tone_emb = nn.Embedding(c.num_tones, c.hidden_channels)
+        self.language_emb = nn.Embedding(c.num_languages, c.hidden_channels)
+        self.bert_proj = nn.Conv1d(BERT_WIDTH, c.hidden_channels, 1)
+        self.ja_bert_proj = nn.Conv1d(JA_BERT_WIDTH, c.hidden_channels, 1)
+        self.encoder = RelativeTransformer(c.hidden_channels, c.filter_channels, c.n_heads, c.n_layers,
+                                           c.kernel_size, gin=c.gin_channels if c.use_spk_conditioned_encoder else 0)
+        self.proj = nn.Conv1d(c.hidden_channels, 2 * c.inter_channels, 1)
+
+    def forward(self, ids: torch.Tensor, tones: torch.Tensor, languages: torch.Tensor, g: torch.Tensor):
+        length = ids.shape[-1]
+        bert = torch.zeros(1, BERT_WIDTH, length, device=ids.device)  # see the module docstring
+        ja_bert = torch.zeros(1, JA_BERT_WIDTH, length, device=ids.device)
+        x = (self.emb(ids) + self.tone_emb(tones) + self.language_emb(languages)
+             + self.bert_proj(bert).transpose(1, 2) + self.ja_bert_proj(ja_bert).transpose(1, 2))
+        x = (x * math.sqrt(self.hidden)).transpose(1, 2)
+        mask = torch.ones(1, 1, length, dtype=x.dtype, device=x.device)
+        x = self.encoder(x * mask, mask, g)
+        stats = self.proj(x) * mask
+        return x, stats[:, :self.out_channels], stats[:, self.out_channels:], mask
+
+
+class TransformerCoupling(nn.Module):
+    """Mean-only coupling whose shift comes from a 3-layer relative transformer (kernel 5)
+    conditioned on the speaker."""
+
+    def __init__(self, c: MeloConfig):
+        super().__init__()
+        self.half = c.inter_channels // 2
+        self.pre = nn.Conv1d(self.half, c.hidden_channels, 1)
+        self.enc = RelativeTransformer(c.hidden_channels, c.filter_channels, c.n_heads, c.n_layers_trans_flow, 5,
+                                       gin=c.gin_channels)
+        self.post = nn.Conv1d(c.hidden_channels, self.half, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, reverse: bool) -> torch.Tensor:
+        x0, x1 = x[:, :self.half], x[:, self.half:]
+        shift = self.post(self.enc(self.pre(x0) * mask, mask, g)) * mask
+        x1 = (x1 - shift) * mask if reverse else shift + x1 * mask
+        return torch.cat([x0, x1], dim=1)
+
+
+class TransformerFlow(nn.Module):
+    def __init__(self, c: MeloConfig):
+        super().__init__()
+        self.flows = nn.ModuleList(module for _ in range(c.n_flow_layer)
+                                   for module in (TransformerCoupling(c), Flip()))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        for flow in (reversed(self.flows) if reverse else self.flows):
+            x = flow(x, mask, g, reverse) if isinstance(flow, TransformerCoupling) else flow(x)
+        return x
+
+
+class MeloNetwork(BaseSpeaker):
+    def __init__(self, config: MeloConfig):
+        if config.flow_share_parameter:
+            raise ValueError("MeloTTS checkpoints with a shared flow transformer (flow_share_parameter) are not "
+                             "supported")
+        flow = TransformerFlow(config) if config.use_transformer_flow else \
+            Flow(config.inter_channels, config.hidden_channels, config.gin_channels, flows=config.n_flow_layer)
+        super().__init__(config, enc_p=MeloTextEncoder(config), flow=flow)
+
+    def encode(self, tokens: Mapping[str, torch.Tensor], g: torch.Tensor):
+        return self.enc_p(tokens["ids"], tokens["tones"], tokens["languages"], g)
