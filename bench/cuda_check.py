@@ -98,7 +98,10 @@ def equivalence(folder: Path) -> None:
 
 def speed() -> None:
     from speechmodels.families.melotts.network import MeloConfig, MeloNetwork
-    from speechmodels.families.openvoice.base_speaker import BaseSpeaker, BaseSpeakerConfig
+    from speechmodels.families.openvoice.base_speaker import (
+        BaseSpeaker,
+        BaseSpeakerConfig,
+    )
     from speechmodels.families.openvoice.network import ConverterConfig, ToneConverter
 
     torch.manual_seed(0)

@@ -177,7 +177,10 @@ def build_openvoice_v1(folder: Path, seed: int = 0) -> Path:
     speaker ``checkpoints/base_speakers/EN/`` (its training-only posterior encoder included)."""
     import json
 
-    from speechmodels.families.openvoice.base_speaker import BaseSpeaker, BaseSpeakerConfig
+    from speechmodels.families.openvoice.base_speaker import (
+        BaseSpeaker,
+        BaseSpeakerConfig,
+    )
     from speechmodels.families.openvoice.network import PosteriorEncoder
 
     build_openvoice_v2(folder, seed, version=1)

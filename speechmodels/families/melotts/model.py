@@ -13,7 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from speechmodels.config import ModelConfig
-from speechmodels.families.melotts.text import LANGUAGE_IDS, english_phones, token_arrays
+from speechmodels.families.melotts.text import (
+    LANGUAGE_IDS,
+    english_phones,
+    token_arrays,
+)
 from speechmodels.synthesis import PhonemeSynthesizer, SynthesisItem
 from speechmodels.torch_state import fold_weight_norm, read_checkpoint
 from speechmodels.tts import split_sentences
@@ -35,7 +39,11 @@ class MeloTTSSynthesizer(PhonemeSynthesizer):
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> MeloTTSSynthesizer:
-        from speechmodels.families.melotts.network import TRAINING_ONLY, MeloConfig, MeloNetwork
+        from speechmodels.families.melotts.network import (
+            TRAINING_ONLY,
+            MeloConfig,
+            MeloNetwork,
+        )
 
         language = (config.language or "EN").upper()
         if language not in LANGUAGE_IDS:

@@ -15,7 +15,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from speechmodels.families.openvoice.durations import DurationPredictor, StochasticDurationPredictor
+from speechmodels.families.openvoice.durations import (
+    DurationPredictor,
+    StochasticDurationPredictor,
+)
 from speechmodels.families.openvoice.network import ConverterConfig, Flow, Generator
 from speechmodels.families.openvoice.text_encoder import TextEncoder
 

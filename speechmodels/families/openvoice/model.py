@@ -28,7 +28,6 @@ from speechmodels.torch_state import fold_weight_norm, read_checkpoint
 from speechmodels.tts import SynthesizedSpeech
 from speechmodels.weights import find_part
 
-
 # speech of the reference clip the encoder needs, and the length of the pieces it averages
 MIN_SPEECH_S = 0.5
 SPEECH_PIECE_S = 10.0

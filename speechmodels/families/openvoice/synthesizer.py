@@ -38,7 +38,11 @@ class OpenVoiceV1Synthesizer(PhonemeSynthesizer):
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> OpenVoiceV1Synthesizer:
-        from speechmodels.families.openvoice.base_speaker import TRAINING_ONLY, BaseSpeaker, BaseSpeakerConfig
+        from speechmodels.families.openvoice.base_speaker import (
+            TRAINING_ONLY,
+            BaseSpeaker,
+            BaseSpeakerConfig,
+        )
 
         language = (config.language or "EN").upper()
         if language not in FRONT_ENDS:

@@ -1,9 +1,8 @@
 """OpenVoice V2's tone colour converter: the published layout at full size, and the real
 loading, embedding and conversion code on a small random checkpoint in that layout."""
 
-import re
-
 import json
+import re
 
 import numpy as np
 import pytest

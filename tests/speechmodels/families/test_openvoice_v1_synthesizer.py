@@ -8,7 +8,10 @@ import torch
 
 from speechmodels import InputError, ModelConfig, load_model
 from speechmodels.families.openvoice.base_speaker import BaseSpeaker, BaseSpeakerConfig
-from speechmodels.families.openvoice.durations import SPLINE_BOUND, rational_quadratic_spline
+from speechmodels.families.openvoice.durations import (
+    SPLINE_BOUND,
+    rational_quadratic_spline,
+)
 from speechmodels.families.openvoice.text import english_ipa, symbol_ids
 from speechmodels.families.openvoice.text_encoder import RelativeSelfAttention
 from speechmodels.weights import WeightsNotFound
