@@ -117,12 +117,14 @@ class ModelCatalog:
 
     def toolchains(self, capability: str | None = None) -> list[tuple[Toolchain, dict[str, list[ModelConfig]]]]:
         """The toolchains this deployment can run (for ``capability`` as a whole or as a
-        step), each with its runnable routes."""
+        step of one of its own families: ``openvoice_v1`` is listed for embeddings, not for
+        the VAD any model can do for it), each with its runnable routes."""
         listed = []
         for toolchain in TOOLCHAINS.values():
             routes = self.runnable_routes(toolchain)
             if routes and (capability is None or any(
-                    capability == route or any(step.capability == capability for step in toolchain.routes[route])
+                    capability == route or any(step.capability == capability and step.model_type
+                                               for step in toolchain.routes[route])
                     for route in routes)):
                 listed.append((toolchain, routes))
         return listed

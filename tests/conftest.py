@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from pathlib import Path
 
 import httpx
@@ -94,6 +95,13 @@ def paused(fleet, redis_server):
     def pause(model_name: str):
         queue = f"model.{model_name}"
         assert app.control.cancel_consumer(queue, reply=True, timeout=5)
+        # a worker replies when it has scheduled the cancel, not when it took effect: wait
+        # until no worker lists the queue, or jobs sent now could still be taken in FIFO order
+        deadline = time.monotonic() + 15
+        while any(queue in {q["name"] for q in queues}
+                  for queues in (app.control.inspect(timeout=1).active_queues() or {}).values()):
+            assert time.monotonic() < deadline, f"{queue} is still consumed"
+            time.sleep(0.1)
         try:
             yield
         finally:

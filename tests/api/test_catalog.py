@@ -89,6 +89,9 @@ def test_one_toolchain_converts_voices_on_its_own_route():
     [(toolchain, routes)] = catalog.toolchains()
     assert toolchain.name == "openvoice_v1" and list(routes) == [VOICE_CONVERSION]
     assert catalog.member("openvoice_v1", SPEAKER_EMBEDDING, "speaker embedding").name == "ov1-encoder"
+    # listed for embeddings (its own encoder), not for the VAD any model does for it
+    assert [t.name for t, _ in catalog.toolchains(SPEAKER_EMBEDDING)] == ["openvoice_v1"]
+    assert catalog.toolchains(VAD) == []
 
 
 def test_a_vad_step_needs_some_vad_model():

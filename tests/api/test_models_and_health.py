@@ -2,18 +2,19 @@ def test_model_cards(client):
     listing = client.get("/v1/models").json()
     assert listing["object"] == "list"
     cards = {card["id"]: card for card in listing["data"]}
+    toolchains = {"voicefixer", "harmonyspeech", "openvoice_v1", "openvoice_v2"}
     assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper", "rnnoise", "vf-restorer",
-                          "vf-vocoder", "voicefixer", "hs-encoder", "hs-synthesizer", "hs-vocoder", "harmonyspeech",
-                          "ov-encoder", "ov-converter", "openvoice_v2"}
+                          "vf-vocoder", "hs-encoder", "hs-synthesizer", "hs-vocoder", "ov-encoder", "ov-converter",
+                          "ov-melo", "ov1-encoder", "ov1-converter", "ov1-synthesizer", *toolchains}
     for card in cards.values():
-        assert card["object"] == ("toolchain" if card["id"] in ("voicefixer", "harmonyspeech", "openvoice_v2")
-                                  else "model")
+        assert card["object"] == ("toolchain" if card["id"] in toolchains else "model")
         assert isinstance(card["created"], int) and card["owned_by"]
         assert isinstance(card["languages"], list)
     vad_models = [card["id"] for card in client.get("/v1/audio/vad/models").json()["data"]]
     assert sorted(vad_models) == ["silero-vad", "vad-aux", "whisper"]  # HSE lets Whisper models do VAD
     assert [card["id"] for card in client.get("/v1/embed/models").json()["data"]] == [
-        "harmonyspeech-encoder", "hs-encoder", "ov-encoder", "harmonyspeech", "openvoice_v2"]
+        "harmonyspeech-encoder", "hs-encoder", "ov-encoder", "ov1-encoder", "harmonyspeech", "openvoice_v1",
+        "openvoice_v2"]
     assert [card["id"] for card in client.get("/v1/audio/transcriptions/models").json()["data"]] == ["whisper"]
 
 
