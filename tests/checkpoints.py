@@ -181,21 +181,26 @@ def build_openvoice_v1(folder: Path, seed: int = 0) -> Path:
         BaseSpeaker,
         BaseSpeakerConfig,
     )
-    from speechmodels.families.openvoice.network import PosteriorEncoder
 
     build_openvoice_v2(folder, seed, version=1)
     torch.manual_seed(seed)
     base = folder / "checkpoints" / "base_speakers" / "EN"
     base.mkdir(parents=True, exist_ok=True)
     (base / "config.json").write_text(json.dumps(OV1_BASE_SPEAKER, ensure_ascii=False))
-    config = BaseSpeakerConfig.from_json(OV1_BASE_SPEAKER)
-    network = BaseSpeaker(config)
-    network.enc_q = PosteriorEncoder(config.spec_channels, config.inter_channels, config.hidden_channels,
-                                     config.gin_channels)
-    normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)"
-    torch.save({"model": _all_convs_weight_normed(network, only=normed), "iteration": 0, "learning_rate": 0.0},
-               base / "checkpoint.pth")
+    _save_vits(BaseSpeaker(BaseSpeakerConfig.from_json(OV1_BASE_SPEAKER)), base / "checkpoint.pth",
+               learning_rate=0.0)
     return folder
+
+
+def _save_vits(network: torch.nn.Module, path: Path, **fields) -> None:
+    """A VITS checkpoint as published: ``["model"]`` with the training-only posterior encoder,
+    the decoder's and WaveNets' convolutions weight-normalised."""
+    from speechmodels.families.openvoice.network import PosteriorEncoder
+
+    c = network.config
+    network.enc_q = PosteriorEncoder(c.spec_channels, c.inter_channels, c.hidden_channels, c.gin_channels)
+    normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)"
+    torch.save({"model": _all_convs_weight_normed(network, only=normed), "iteration": 0, **fields}, path)
 
 
 # MeloTTS-English (config.json + checkpoint.pth at the repo's root): MeloTTS's symbol table
@@ -226,15 +231,9 @@ def build_melotts(folder: Path, seed: int = 0) -> Path:
     import json
 
     from speechmodels.families.melotts.network import MeloConfig, MeloNetwork
-    from speechmodels.families.openvoice.network import PosteriorEncoder
 
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(MELO_CONFIG, ensure_ascii=False))
-    config = MeloConfig.from_json(MELO_CONFIG)
-    network = MeloNetwork(config)
-    network.enc_q = PosteriorEncoder(config.spec_channels, config.inter_channels, config.hidden_channels,
-                                     config.gin_channels)
-    normed = r"^dec\.(ups|resblocks)\.|\.enc\.(cond_layer|in_layers|res_skip_layers)"
-    torch.save({"model": _all_convs_weight_normed(network, only=normed), "iteration": 0}, folder / "checkpoint.pth")
+    _save_vits(MeloNetwork(MeloConfig.from_json(MELO_CONFIG)), folder / "checkpoint.pth")
     return folder

@@ -10,6 +10,8 @@ to load rather than mispronounce. See ``network.py`` for what runs without BERT.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from speechmodels.config import ModelConfig
@@ -18,62 +20,40 @@ from speechmodels.families.melotts.text import (
     english_phones,
     token_arrays,
 )
-from speechmodels.synthesis import PhonemeSynthesizer, SynthesisItem
-from speechmodels.torch_state import fold_weight_norm, read_checkpoint
+from speechmodels.families.openvoice.vits_synthesis import VitsSynthesizer
 from speechmodels.tts import split_sentences
-from speechmodels.weights import WeightsNotFound, find_part
-
-# MeloTTS's own inference scales (its TTS.tts_to_file defaults)
-NOISE_SCALE, NOISE_SCALE_W, SDP_RATIO = 0.6, 0.8, 0.2
+from speechmodels.weights import find_part
 
 
-class MeloTTSSynthesizer(PhonemeSynthesizer):
-    def __init__(self, config: ModelConfig, device: str, network, language: str):
-        super().__init__(config, device)
-        self.network = network.to(device).eval()
-        self._config = network.config
-        self.sample_rate = self._config.sampling_rate
-        self.language_code = language
-        self._speakers = dict(self._config.spk2id)
-        self.default_voice = next(iter(self._speakers))
+class MeloTTSSynthesizer(VitsSynthesizer):
+    languages = frozenset(LANGUAGE_IDS)
+    noise_scale, noise_scale_w = 0.6, 0.8  # MeloTTS's TTS.tts_to_file defaults
 
     @classmethod
-    def load(cls, config: ModelConfig, device: str | None = None) -> MeloTTSSynthesizer:
-        from speechmodels.families.melotts.network import (
-            TRAINING_ONLY,
-            MeloConfig,
-            MeloNetwork,
-        )
+    def find_weights(cls, config: ModelConfig, language: str) -> tuple[Path, dict]:
+        return find_part(config.model, config.revision, ".", "checkpoint.pth")
 
-        language = (config.language or "EN").upper()
-        if language not in LANGUAGE_IDS:
-            raise WeightsNotFound(f"MeloTTS {language!r}: only the {sorted(LANGUAGE_IDS)} text front end is written")
-        weights, document = find_part(config.model, config.revision, ".", "checkpoint.pth")
-        network = MeloNetwork(MeloConfig.from_json(document))
-        state = {key: value for key, value in fold_weight_norm(read_checkpoint(weights, "model")).items()
-                 if not key.startswith(TRAINING_ONLY)}
-        network.load_state_dict(state, strict=True)
-        return cls(config, device or config.device_config.device, network, language)
+    @classmethod
+    def build_network(cls, document: dict):
+        from speechmodels.families.melotts.network import MeloConfig, MeloNetwork
 
-    def voices(self) -> list[str]:
-        return list(self._speakers)
+        return MeloNetwork(MeloConfig.from_json(document))
+
+    @staticmethod
+    def speaker_table(network_config) -> dict[str, int]:
+        return dict(network_config.spk2id)
 
     def phonemize(self, text: str) -> list[str]:
         return split_sentences(text)  # the front end reads words: tokens() takes each sentence
 
     def tokens(self, sentence: str) -> np.ndarray:
         """One sentence as a (3, n) array: phone ids, tone ids, language ids."""
-        arrays = token_arrays(english_phones(sentence), self._config.symbols, self.language_code,
-                              self._config.add_blank)
+        arrays = token_arrays(english_phones(sentence), self.network_config.symbols, self.language_code,
+                              self.network_config.add_blank)
         return np.stack([arrays["ids"], arrays["tones"], arrays["languages"]])
 
-    def synthesize(self, token_ids: np.ndarray, item: SynthesisItem) -> np.ndarray:
+    def token_tensors(self, token_ids: np.ndarray) -> dict:
         import torch
 
         rows = torch.from_numpy(token_ids).to(self.device)
-        generator = torch.Generator().manual_seed(item.seed) if item.seed is not None else None
-        samples = self.network.synthesize({"ids": rows[None, 0], "tones": rows[None, 1], "languages": rows[None, 2]},
-                                          self._speakers[item.voice], length_scale=1.0 / item.speed,
-                                          noise_scale=NOISE_SCALE, noise_scale_w=NOISE_SCALE_W, sdp_ratio=SDP_RATIO,
-                                          generator=generator)
-        return samples.float().cpu().numpy()
+        return {"ids": rows[None, 0], "tones": rows[None, 1], "languages": rows[None, 2]}

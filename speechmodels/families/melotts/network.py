@@ -22,13 +22,10 @@ from pydantic import Field
 from torch import nn
 
 from speechmodels.families.openvoice.base_speaker import BaseSpeaker, BaseSpeakerConfig
-from speechmodels.families.openvoice.network import Flip, Flow
+from speechmodels.families.openvoice.network import Flow
 from speechmodels.families.openvoice.text_encoder import RelativeTransformer
 
 BERT_WIDTH, JA_BERT_WIDTH = 1024, 768
-TRAINING_ONLY = ("enc_q.",)
-
-
 class MeloConfig(BaseSpeakerConfig):
     """``config.json``: ``data`` (with ``spk2id``), ``model`` and the top-level ``symbols``,
     ``num_tones`` and ``num_languages``."""
@@ -76,44 +73,19 @@ class MeloTextEncoder(nn.Module):
         return x, stats[:, :self.out_channels], stats[:, self.out_channels:], mask
 
 
-class TransformerCoupling(nn.Module):
-    """Mean-only coupling whose shift comes from a 3-layer relative transformer (kernel 5)
-    conditioned on the speaker."""
-
-    def __init__(self, c: MeloConfig):
-        super().__init__()
-        self.half = c.inter_channels // 2
-        self.pre = nn.Conv1d(self.half, c.hidden_channels, 1)
-        self.enc = RelativeTransformer(c.hidden_channels, c.filter_channels, c.n_heads, c.n_layers_trans_flow, 5,
-                                       gin=c.gin_channels)
-        self.post = nn.Conv1d(c.hidden_channels, self.half, 1)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, reverse: bool) -> torch.Tensor:
-        x0, x1 = x[:, :self.half], x[:, self.half:]
-        shift = self.post(self.enc(self.pre(x0) * mask, mask, g)) * mask
-        x1 = (x1 - shift) * mask if reverse else shift + x1 * mask
-        return torch.cat([x0, x1], dim=1)
-
-
-class TransformerFlow(nn.Module):
-    def __init__(self, c: MeloConfig):
-        super().__init__()
-        self.flows = nn.ModuleList(module for _ in range(c.n_flow_layer)
-                                   for module in (TransformerCoupling(c), Flip()))
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        for flow in (reversed(self.flows) if reverse else self.flows):
-            x = flow(x, mask, g, reverse) if isinstance(flow, TransformerCoupling) else flow(x)
-        return x
-
-
 class MeloNetwork(BaseSpeaker):
     def __init__(self, config: MeloConfig):
         if config.flow_share_parameter:
             raise ValueError("MeloTTS checkpoints with a shared flow transformer (flow_share_parameter) are not "
                              "supported")
-        flow = TransformerFlow(config) if config.use_transformer_flow else \
-            Flow(config.inter_channels, config.hidden_channels, config.gin_channels, flows=config.n_flow_layer)
+        c = config
+
+        def coupling_transformer() -> nn.Module:  # three layers, kernel 5, speaker-conditioned
+            return RelativeTransformer(c.hidden_channels, c.filter_channels, c.n_heads, c.n_layers_trans_flow, 5,
+                                       gin=c.gin_channels)
+
+        flow = Flow(c.inter_channels, c.hidden_channels, c.gin_channels, flows=c.n_flow_layer,
+                    encoder=coupling_transformer if c.use_transformer_flow else None)
         super().__init__(config, enc_p=MeloTextEncoder(config), flow=flow)
 
     def encode(self, tokens: Mapping[str, torch.Tensor], g: torch.Tensor):

@@ -22,8 +22,6 @@ from speechmodels.families.openvoice.durations import (
 from speechmodels.families.openvoice.network import ConverterConfig, Flow, Generator
 from speechmodels.families.openvoice.text_encoder import TextEncoder
 
-TRAINING_ONLY = ("enc_q.",)
-
 
 class BaseSpeakerConfig(ConverterConfig):
     """``config.json``: OpenVoice's ``data`` and ``model`` sections plus its top-level

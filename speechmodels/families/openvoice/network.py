@@ -11,6 +11,8 @@ and the decoder (their condition layers' biases still apply).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,13 +104,14 @@ class PosteriorEncoder(nn.Module):
 
 
 class Coupling(nn.Module):
-    """Mean-only affine coupling: half the channels shift the other half."""
+    """Mean-only affine coupling: half the channels shift the other half, through a WaveNet
+    (VITS) or another conditioned ``encoder(x, mask, g)`` (MeloTTS: a small transformer)."""
 
-    def __init__(self, channels: int, hidden: int, gin: int, layers: int = 4):
+    def __init__(self, channels: int, hidden: int, gin: int, layers: int = 4, encoder: nn.Module | None = None):
         super().__init__()
         self.half = channels // 2
         self.pre = nn.Conv1d(self.half, hidden, 1)
-        self.enc = WaveNet(hidden, 5, layers, gin)
+        self.enc = encoder or WaveNet(hidden, 5, layers, gin)
         self.post = nn.Conv1d(hidden, self.half, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, reverse: bool) -> torch.Tensor:
@@ -124,9 +127,11 @@ class Flip(nn.Module):
 
 
 class Flow(nn.Module):
-    def __init__(self, channels: int, hidden: int, gin: int, flows: int = 4):
+    def __init__(self, channels: int, hidden: int, gin: int, flows: int = 4,
+                 encoder: Callable[[], nn.Module] | None = None):
         super().__init__()
-        self.flows = nn.ModuleList(module for _ in range(flows) for module in (Coupling(channels, hidden, gin), Flip()))
+        self.flows = nn.ModuleList(module for _ in range(flows) for module in (
+            Coupling(channels, hidden, gin, encoder=encoder() if encoder else None), Flip()))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         for flow in (reversed(self.flows) if reverse else self.flows):

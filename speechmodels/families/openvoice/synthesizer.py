@@ -12,63 +12,47 @@ to load rather than mispronounce.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from speechmodels.config import ModelConfig
 from speechmodels.families.openvoice.text import english_ipa, symbol_ids
-from speechmodels.synthesis import PhonemeSynthesizer, SynthesisItem
-from speechmodels.torch_state import fold_weight_norm, read_checkpoint
+from speechmodels.families.openvoice.vits_synthesis import VitsSynthesizer
 from speechmodels.tts import split_sentences
-from speechmodels.weights import WeightsNotFound, find_part
+from speechmodels.weights import find_part
 
 FRONT_ENDS = {"EN": english_ipa}
 
 
-class OpenVoiceV1Synthesizer(PhonemeSynthesizer):
-    def __init__(self, config: ModelConfig, device: str, network, language: str):
-        super().__init__(config, device)
-        self.network = network.to(device).eval()
-        self._config = network.config
-        self.sample_rate = self._config.sampling_rate
-        self.language_code = language
-        self._front_end = FRONT_ENDS[language]
-        # ids 0.. of the style table that no style names are unused rows
-        self._styles = dict(self._config.speakers)
-        self.default_voice = "default" if "default" in self._styles else next(iter(self._styles))
+class OpenVoiceV1Synthesizer(VitsSynthesizer):
+    languages = frozenset(FRONT_ENDS)
+    noise_scale, noise_scale_w = 0.667, 0.6  # OpenVoice's BaseSpeakerTTS.tts
 
     @classmethod
-    def load(cls, config: ModelConfig, device: str | None = None) -> OpenVoiceV1Synthesizer:
+    def find_weights(cls, config: ModelConfig, language: str) -> tuple[Path, dict]:
+        return find_part(config.model, config.revision, f"checkpoints/base_speakers/{language}", "checkpoint.pth")
+
+    @classmethod
+    def build_network(cls, document: dict):
         from speechmodels.families.openvoice.base_speaker import (
-            TRAINING_ONLY,
             BaseSpeaker,
             BaseSpeakerConfig,
         )
 
-        language = (config.language or "EN").upper()
-        if language not in FRONT_ENDS:
-            raise WeightsNotFound(f"OpenVoice V1 base speaker {language!r}: only the {sorted(FRONT_ENDS)} text "
-                                  "front end is written")
-        weights, document = find_part(config.model, config.revision, f"checkpoints/base_speakers/{language}",
-                                      "checkpoint.pth")
-        network = BaseSpeaker(BaseSpeakerConfig.from_json(document))
-        state = {key: value for key, value in fold_weight_norm(read_checkpoint(weights, "model")).items()
-                 if not key.startswith(TRAINING_ONLY)}
-        network.load_state_dict(state, strict=True)
-        return cls(config, device or config.device_config.device, network, language)
+        return BaseSpeaker(BaseSpeakerConfig.from_json(document))
 
-    def voices(self) -> list[str]:
-        return list(self._styles)
+    @staticmethod
+    def speaker_table(network_config) -> dict[str, int]:
+        return dict(network_config.speakers)  # rows no style names are unused
 
     def phonemize(self, text: str) -> list[str]:
-        return [self._front_end(sentence) for sentence in split_sentences(text)]
+        return [FRONT_ENDS[self.language_code](sentence) for sentence in split_sentences(text)]
 
     def tokens(self, phonemes: str) -> np.ndarray:
-        return symbol_ids(phonemes, self._config.symbols, self._config.add_blank)
+        return symbol_ids(phonemes, self.network_config.symbols, self.network_config.add_blank)
 
-    def synthesize(self, token_ids: np.ndarray, item: SynthesisItem) -> np.ndarray:
+    def token_tensors(self, token_ids: np.ndarray) -> dict:
         import torch
 
-        generator = torch.Generator().manual_seed(item.seed) if item.seed is not None else None
-        samples = self.network.synthesize({"ids": torch.from_numpy(token_ids)[None].to(self.device)},
-                                          self._styles[item.voice], length_scale=1.0 / item.speed, generator=generator)
-        return samples.float().cpu().numpy()
+        return {"ids": torch.from_numpy(token_ids)[None].to(self.device)}
