@@ -109,7 +109,8 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
               "output": {"format": format_name, "sample_rate": output.sample_rate}}
     render = {"dialect": "hse" if hse else "openai"}
     if catalog.is_toolchain(body.model):
-        return await _clone_voice(body, catalog, dispatcher, settings, preference, text, shared, render, stages)
+        return await _clone_voice(request, body, catalog, dispatcher, settings, preference, text, shared, render,
+                                  stages)
     model = catalog.require(body.model, SPEECH_SYNTHESIS, "text to speech")
     if body.mode == "voice_cloning" or body.input_audio or body.input_embedding:
         raise APIError(400, f"model '{model.name}' speaks with its own voices and cannot clone one; "
@@ -127,8 +128,8 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
                          callback_url=body.callback_url, parts=len(sentences), stages=stages)
 
 
-async def _clone_voice(body: SpeechRequest, catalog, dispatcher, settings, preference, text: str, shared: dict,
-                       render: dict, stages: list[dict]):
+async def _clone_voice(request: Request, body: SpeechRequest, catalog, dispatcher, settings, preference, text: str,
+                       shared: dict, render: dict, stages: list[dict]):
     """A voice-cloning toolchain (harmonyspeech, openvoice_v1): the reference clip goes
     through the toolchain's VAD and encoder steps; a request that brings the embedding (or
     the clip's VAD segments) skips them."""
@@ -137,8 +138,14 @@ async def _clone_voice(body: SpeechRequest, catalog, dispatcher, settings, prefe
     if body.stream_format or (body.output_options and body.output_options.stream):
         raise APIError(400, f"toolchain '{body.model}' answers with the whole audio; it cannot stream",
                        reason="unsupported_stream", param="stream_format")
+    # a base speaker's voice (a style, a MeloTTS speaker) is checked now, not after the VAD
+    # and encoder steps have run
+    voice = body.voice
+    for step in plan.steps:
+        if step["capability"] == SPEECH_SYNTHESIS:
+            voice = await _checked_voice(request, step["model"], body)
     generation = body.generation_options or GenerationOptions()
-    payload = {**shared, **plan.fields, "text": text, "voice": body.voice,
+    payload = {**shared, **plan.fields, "text": text, "voice": voice,
                "pitch": generation.pitch if generation.pitch is not None else 1.0,
                "energy": generation.energy if generation.energy is not None else 1.0}
     if body.input_embedding:

@@ -150,10 +150,11 @@ def test_openvoice_v1_requests_that_cannot_run_are_400(client):
     bad_vad = client.post("/v1/audio/speech", json={"model": "openvoice_v1", "input": TEXT, "input_audio": reference,
                                                     "input_vad_data": "not json"})
     assert bad_vad.status_code == 400 and bad_vad.json()["param"] == "input_vad_data"
-    # a style the base speaker does not have fails in its step, with the step's 400
+    # a style the base speaker does not have is refused before any step runs
     unknown = client.post("/v1/audio/speech", json={"model": "openvoice_v1", "input": TEXT, "voice": "sarcastic",
                                                     "input_audio": reference})
     assert unknown.status_code == 400 and unknown.json()["param"] == "voice"
+    assert unknown.json().get("job_id") is None and "whispering" in unknown.json()["message"]
     silent = client.post("/v1/audio/speech", json={"model": "openvoice_v1", "input": TEXT, "input_audio": reference,
                                                    "input_vad_data": json.dumps({"timestamps": []})})
     assert silent.status_code == 400 and silent.json()["reason"] == "no_speech"
