@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 
 from anyio import to_thread
 
@@ -53,14 +54,16 @@ def read_embedding(encoded: str, param: str) -> bytes:
     return data
 
 
-def read_vad_segments(value: str, param: str = "input_vad_data") -> bytes:
+def read_vad_segments(value: str, max_seconds: float, param: str = "input_vad_data") -> bytes:
     """``input_vad_data``: the speech segments of the reference clip, as JSON (or base64 of
     JSON) in seconds: ``/v1/audio/vad``'s answer with ``return_seconds`` (``timestamps``), or
     HSE's faster-whisper form (``segments``, itself possibly base64 JSON). Returned in the
-    form a toolchain's VAD step hands on: JSON ``[[start, end], ...]``."""
-    def bad(why: str) -> APIError:
+    form a toolchain's VAD step hands on: JSON ``[[start, end], ...]``. Times must be finite,
+    within the clip's allowed length, and ``start <= end``; no segments at all is a 400 too
+    (there is no speech to take a voice from)."""
+    def bad(why: str, reason: str = "invalid_vad_data") -> APIError:
         return APIError(400, f"{param} {why}; send /v1/audio/vad's answer (return_seconds: true) as JSON",
-                        reason="invalid_vad_data", param=param)
+                        reason=reason, param=param)
 
     document = _json_or_base64_json(value)
     if isinstance(document, dict):
@@ -73,16 +76,28 @@ def read_vad_segments(value: str, param: str = "input_vad_data") -> bytes:
     for item in document:
         start, end = (item.get("start"), item.get("end")) if isinstance(item, dict) else (item[:2] if isinstance(
             item, list) and len(item) >= 2 else (None, None))
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (start, end)) or end < start:
-            raise bad("has a segment without numeric start <= end")
+        if not all(_is_time(x, max_seconds) for x in (start, end)) or end < start:
+            raise bad(f"has a segment without times 0 <= start <= end <= {max_seconds:g} s")
         segments.append([float(start), float(end)])
+    if not segments:
+        raise bad("has no speech segments: the reference clip has no speech", reason="no_speech")
     return json.dumps(segments).encode()
+
+
+def _is_time(value, max_seconds: float) -> bool:
+    # bool is an int to Python; ints too large for a float, NaN and infinities are refused too
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value)) and 0 <= value <= max_seconds
+    except OverflowError:
+        return False
 
 
 def _json_or_base64_json(value: str):
     for attempt in (lambda: value, lambda: base64.b64decode(value, validate=True).decode()):
         try:
             return json.loads(attempt())
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
             continue
     return None

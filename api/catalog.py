@@ -57,16 +57,21 @@ class ModelCatalog:
         if steps is None:
             raise APIError(400, f"toolchain '{name}' does not do {capability_label}", reason="unsupported_model",
                            param=param)
+        # only the steps this request needs must be configured: one that brings its embedding
+        # runs without the VAD and encoder models
+        steps = [step for step in steps if not provided.intersection(step.skipped_by)]
+        if not steps:
+            raise APIError(400, f"the request brings everything toolchain '{name}' would produce",
+                           reason="nothing_to_do", param=param)
         models = self.toolchain_models(steps)
         if models is None:
             needed = ", ".join(step.model_type or f"any {step.capability} model" for step in steps)
             raise not_found(f"toolchain '{name}' needs a configured model of each of: {needed}",
                             reason="toolchain_unavailable", param=param)
-        kept = [(model, step) for model, step in zip(models, steps) if not provided.intersection(step.skipped_by)]
-        (head, head_step), *rest = kept
+        (head, head_step), *rest = zip(models, steps)
         return Plan(name, head, head_step.capability,
                     [{"model": model.name, "capability": step.capability} for model, step in rest],
-                    {key: value for _, step in kept for key, value in step.request.items()})
+                    {key: value for step in steps for key, value in step.request.items()})
 
     def member(self, name: str, capability: str, capability_label: str) -> ModelConfig:
         """The model that does ``capability``: the named model, or the toolchain step that
@@ -102,11 +107,14 @@ class ModelCatalog:
         return [together.get(step.model_type) or self._model_of(step) for step in steps]
 
     def _model_of(self, step: ToolchainStep) -> ModelConfig | None:
-        """The first configured model of the step's family (or, for a step open to any family,
-        the first that does its capability)."""
-        return next((config for name, config in self.configs.items()
-                     if (config.model_type == step.model_type if step.model_type
-                         else step.capability in self.capabilities[name])), None)
+        """The first configured model of the step's family; for a step open to any family, the
+        first that does only its capability (silero-vad before a Whisper model that also
+        does VAD), else the first that does it at all."""
+        if step.model_type:
+            return next((config for config in self.configs.values() if config.model_type == step.model_type), None)
+        able = [name for name in self.configs if step.capability in self.capabilities[name]]
+        dedicated = [name for name in able if self.capabilities[name] == {step.capability}]
+        return self.configs[(dedicated or able)[0]] if able else None
 
     def runnable_routes(self, toolchain: Toolchain) -> dict[str, list[ModelConfig]]:
         """The toolchain's capabilities this deployment can run, each with its models."""

@@ -47,9 +47,10 @@ class Toolchain:
         return {step.model_type for steps in self.routes.values() for step in steps if step.model_type}
 
 
-# the reference clip's speech segments, which the tone colour encoder averages over
+# the reference clip's speech segments, which the tone colour encoder averages over; "task"
+# makes a Whisper model (which also transcribes) do VAD
 _SPEECH_SEGMENTS = ToolchainStep(VAD, skipped_by=("input_vad_data", "input_embedding", "target_embedding"),
-                                 request={"get_timestamps": True, "return_seconds": True})
+                                 request={"get_timestamps": True, "return_seconds": True, "task": "vad"})
 
 
 def _openvoice(version: str, synthesizer: str) -> Toolchain:

@@ -49,7 +49,8 @@ class JobFailed(Exception):
 
 @app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
 def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0, part: int | None = None,
-          sources: list[list] | None = None, final: bool = True):
+          sources: list[list] | None = None, final: bool = True, source: int | None = None,
+          source_field: str = "audio"):
     """Run one step of a job through the model's micro-batcher.
 
     The step's input is the job's request, or with ``part`` one part of it (a sentence of a
@@ -58,6 +59,8 @@ def infer(self: Task, job_id: str, model_name: str, capability: str, step: int =
     vocoder). A ``final`` step ends the job with its result; any other stores its output for
     the steps after it (the join, the next filter).
     """
+    if source is not None and sources is None:
+        sources = [[source, source_field]]  # a message sent before steps read every earlier output
     served = runtime.SERVED.get(model_name)
     if served is None:
         # misrouted (a worker that does not hold this model): put it back for one that does

@@ -62,7 +62,9 @@ class SpeechRequest(CallbackOption):
     language: str | None = Field(default=None, max_length=32)
     input_audio: str | None = Field(default=None, description="reference audio for voice cloning (toolchains)")
     input_embedding: str | None = None
-    input_vad_data: str | None = None
+    input_vad_data: str | None = Field(default=None, max_length=1_000_000,
+                                       description="input_audio's speech segments (JSON, seconds), as /v1/audio/vad "
+                                       "returns them: skips the toolchain's VAD step")
     generation_options: GenerationOptions | None = None
     output_options: OutputOptions | None = None
     post_generation_filters: list[PostGenerationFilter] | None = Field(default=None, max_length=8)
@@ -153,7 +155,7 @@ async def _clone_voice(request: Request, body: SpeechRequest, catalog, dispatche
     elif body.input_audio:
         payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
         if body.input_vad_data:
-            payload["vad_segments"] = read_vad_segments(body.input_vad_data)
+            payload["vad_segments"] = read_vad_segments(body.input_vad_data, settings.max_audio_seconds)
     else:
         raise APIError(400, f"toolchain '{body.model}' clones a voice: send input_audio (a reference clip) or "
                        "input_embedding", reason="missing_reference", param="input_audio")

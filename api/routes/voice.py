@@ -30,7 +30,8 @@ class VoiceConvertRequest(CallbackOption):
     source_audio: str = Field(description="base64 audio whose words are kept")
     target_audio: str | None = Field(default=None, description="base64 audio of the voice to convert to")
     target_embedding: str | None = Field(default=None, description="base64 float32 tone colour embedding instead")
-    input_vad_data: str | None = Field(default=None, description="target_audio's speech segments (JSON, seconds), "
+    input_vad_data: str | None = Field(default=None, max_length=1_000_000,
+                                       description="target_audio's speech segments (JSON, seconds), "
                                        "as /v1/audio/vad returns them: skips the toolchain's VAD step")
     generation_options: ConversionOptions | None = None
     output_options: AudioOutputOptions | None = None
@@ -59,7 +60,7 @@ async def convert_voice(body: VoiceConvertRequest, catalog: CatalogDep, dispatch
     elif body.target_audio and plan.head_capability != VOICE_CONVERSION:
         payload["audio"] = await read_audio(body.target_audio, settings.max_audio_seconds, param="target_audio")
         if body.input_vad_data:
-            payload["vad_segments"] = read_vad_segments(body.input_vad_data)
+            payload["vad_segments"] = read_vad_segments(body.input_vad_data, settings.max_audio_seconds)
     else:
         raise APIError(400, "send target_embedding, or target_audio to a toolchain that encodes it "
                        "(e.g. openvoice_v2)", reason="missing_target", param="target_embedding")

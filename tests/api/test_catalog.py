@@ -66,8 +66,8 @@ def test_openvoice_v1_clones_in_four_steps_with_any_vad_model():
     assert [(step["model"], step["capability"]) for step in plan.steps] == [
         ("silero-vad", VAD), ("ov1-encoder", SPEAKER_EMBEDDING), ("ov1-synthesizer", SPEECH_SYNTHESIS),
         ("ov1-converter", VOICE_CONVERSION)]
-    # the VAD step must hand on its segments, in seconds
-    assert plan.fields == {"get_timestamps": True, "return_seconds": True}
+    # the VAD step must hand on its segments, in seconds (and a Whisper model must do VAD)
+    assert plan.fields == {"get_timestamps": True, "return_seconds": True, "task": "vad"}
 
 
 def test_brought_vad_data_or_embedding_skips_the_steps_they_stand_in_for():
@@ -94,7 +94,18 @@ def test_one_toolchain_converts_voices_on_its_own_route():
     assert catalog.toolchains(VAD) == []
 
 
-def test_a_vad_step_needs_some_vad_model():
+def test_a_vad_step_needs_some_vad_model_unless_the_request_skips_it():
+    catalog = ModelCatalog(OPENVOICE_V1)
     with pytest.raises(APIError) as missing:
-        ModelCatalog(OPENVOICE_V1).plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
+        catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
     assert missing.value.status == 404 and "any vad model" in missing.value.message
+    embedded = catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "tts", provided=frozenset({"input_embedding"}))
+    assert [step["model"] for step in embedded.steps] == ["ov1-synthesizer", "ov1-converter"]
+
+
+def test_a_vad_step_prefers_a_model_that_only_does_vad():
+    whisper = ModelConfig(name="whisper", model="x", model_type="FasterWhisper")  # transcribes and does VAD
+    plan = ModelCatalog([whisper, *OPENVOICE_V1, SILERO]).plan("openvoice_v1", VOICE_CONVERSION, "voice conversion")
+    assert plan.steps[0] == {"model": "silero-vad", "capability": VAD}
+    plan = ModelCatalog([whisper, *OPENVOICE_V1]).plan("openvoice_v1", VOICE_CONVERSION, "voice conversion")
+    assert plan.steps[0] == {"model": "whisper", "capability": VAD} and plan.fields["task"] == "vad"

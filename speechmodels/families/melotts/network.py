@@ -39,6 +39,7 @@ class MeloConfig(BaseSpeakerConfig):
     use_transformer_flow: bool = True
     flow_share_parameter: bool = False
     use_spk_conditioned_encoder: bool = True
+    use_vc: bool = False  # the text encoder then sees no speaker
 
     @classmethod
     def from_json(cls, document: dict) -> MeloConfig:
@@ -84,9 +85,14 @@ class MeloNetwork(BaseSpeaker):
             return RelativeTransformer(c.hidden_channels, c.filter_channels, c.n_heads, c.n_layers_trans_flow, 5,
                                        gin=c.gin_channels)
 
+        if c.use_transformer_flow and c.n_layers_trans_flow != 3:
+            raise ValueError("MeloTTS's transformer flow has 3 layers per coupling (its code asserts it), "
+                             f"not {c.n_layers_trans_flow}")
+        # n_flow_layer counts the transformer couplings, or (VITS' flow) the WaveNet layers of each
         flow = Flow(c.inter_channels, c.hidden_channels, c.gin_channels, flows=c.n_flow_layer,
-                    encoder=coupling_transformer if c.use_transformer_flow else None)
+                    encoder=coupling_transformer) if c.use_transformer_flow else \
+            Flow(c.inter_channels, c.hidden_channels, c.gin_channels, layers=c.n_flow_layer)
         super().__init__(config, enc_p=MeloTextEncoder(config), flow=flow)
 
     def encode(self, tokens: Mapping[str, torch.Tensor], g: torch.Tensor):
-        return self.enc_p(tokens["ids"], tokens["tones"], tokens["languages"], g)
+        return self.enc_p(tokens["ids"], tokens["tones"], tokens["languages"], None if self.config.use_vc else g)

@@ -127,11 +127,11 @@ class Flip(nn.Module):
 
 
 class Flow(nn.Module):
-    def __init__(self, channels: int, hidden: int, gin: int, flows: int = 4,
+    def __init__(self, channels: int, hidden: int, gin: int, flows: int = 4, layers: int = 4,
                  encoder: Callable[[], nn.Module] | None = None):
         super().__init__()
         self.flows = nn.ModuleList(module for _ in range(flows) for module in (
-            Coupling(channels, hidden, gin, encoder=encoder() if encoder else None), Flip()))
+            Coupling(channels, hidden, gin, layers, encoder=encoder() if encoder else None), Flip()))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         for flow in (reversed(self.flows) if reverse else self.flows):
