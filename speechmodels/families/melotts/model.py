@@ -48,8 +48,8 @@ class MeloTTSSynthesizer(VitsSynthesizer):
 
     def tokens(self, sentence: str) -> np.ndarray:
         """One sentence as a (3, n) array: phone ids, tone ids, language ids."""
-        arrays = token_arrays(english_phones(sentence), self.network_config.symbols, self.language_code,
-                              self.network_config.add_blank)
+        arrays = token_arrays(english_phones(sentence), self.symbol_table, self.language_code,
+                              self.network.config.add_blank)
         return np.stack([arrays["ids"], arrays["tones"], arrays["languages"]])
 
     def token_tensors(self, token_ids: np.ndarray) -> dict:

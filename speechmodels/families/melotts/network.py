@@ -63,10 +63,9 @@ class MeloTextEncoder(nn.Module):
 
     def forward(self, ids: torch.Tensor, tones: torch.Tensor, languages: torch.Tensor, g: torch.Tensor):
         length = ids.shape[-1]
-        bert = torch.zeros(1, BERT_WIDTH, length, device=ids.device)  # see the module docstring
-        ja_bert = torch.zeros(1, JA_BERT_WIDTH, length, device=ids.device)
+        # zero BERT features (see the module docstring) projected are the projections' biases
         x = (self.emb(ids) + self.tone_emb(tones) + self.language_emb(languages)
-             + self.bert_proj(bert).transpose(1, 2) + self.ja_bert_proj(ja_bert).transpose(1, 2))
+             + self.bert_proj.bias + self.ja_bert_proj.bias)
         x = (x * math.sqrt(self.hidden)).transpose(1, 2)
         mask = torch.ones(1, 1, length, dtype=x.dtype, device=x.device)
         x = self.encoder(x * mask, mask, g)

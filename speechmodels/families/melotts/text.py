@@ -8,12 +8,14 @@ g2p_en (a neural model whose data it downloads); here they are spelt letter by l
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from speechmodels.english import normalize_english
+from speechmodels.families.openvoice.text import with_blanks
 
 # MeloTTS's language table (ZH 0, JP 1, EN 2, ...) and where each language's tones start in
 # its tone table (six Chinese tones, one Japanese, then English's four)
@@ -66,19 +68,12 @@ def english_phones(text: str) -> Phones:
     return Phones(phones, tones)
 
 
-def token_arrays(phones: Phones, symbols: list[str], language: str, add_blank: bool) -> dict[str, np.ndarray]:
+def token_arrays(phones: Phones, table: Mapping[str, int], language: str, add_blank: bool) -> dict[str, np.ndarray]:
     """Ids, tone ids and language ids (int64), with a blank (0) between and around them when
     the checkpoint was trained so."""
-    table = {symbol: index for index, symbol in enumerate(symbols)}
     unknown = table.get(UNKNOWN, 0)
     ids = [table.get(phone, unknown) for phone in phones.phones]
     tones = [tone + TONE_STARTS[language] for tone in phones.tones]
     languages = [LANGUAGE_IDS[language]] * len(ids)
-    arrays = {}
-    for name, values in (("ids", ids), ("tones", tones), ("languages", languages)):
-        if add_blank:
-            spaced = [0] * (2 * len(values) + 1)
-            spaced[1::2] = values
-            values = spaced
-        arrays[name] = np.asarray(values, dtype=np.int64)
-    return arrays
+    return {name: np.asarray(with_blanks(values) if add_blank else values, dtype=np.int64)
+            for name, values in (("ids", ids), ("tones", tones), ("languages", languages))}

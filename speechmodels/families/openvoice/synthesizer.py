@@ -50,7 +50,7 @@ class OpenVoiceV1Synthesizer(VitsSynthesizer):
         return [FRONT_ENDS[self.language_code](sentence) for sentence in split_sentences(text)]
 
     def tokens(self, phonemes: str) -> np.ndarray:
-        return symbol_ids(phonemes, self.network_config.symbols, self.network_config.add_blank)
+        return symbol_ids(phonemes, self.symbol_table, self.network.config.add_blank)
 
     def token_tensors(self, token_ids: np.ndarray) -> dict:
         import torch

@@ -10,6 +10,7 @@ Words missing from the dictionary come through spelt, with an asterisk, as they 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -31,11 +32,14 @@ def english_ipa(text: str) -> str:
     return phonemes if re.search(r"[.,!?\-…~]$", phonemes) else phonemes + "."
 
 
-def symbol_ids(phonemes: str, symbols: list[str], add_blank: bool) -> np.ndarray:
-    table = {symbol: index for index, symbol in enumerate(symbols)}
+def with_blanks(values: list[int]) -> list[int]:
+    """VITS' ``add_blank``: a blank (id 0) between and around the values."""
+    spaced = [0] * (2 * len(values) + 1)
+    spaced[1::2] = values
+    return spaced
+
+
+def symbol_ids(phonemes: str, table: Mapping[str, int], add_blank: bool) -> np.ndarray:
+    """IPA as the checkpoint's symbol ids (``table``: symbol -> id)."""
     ids = [table[symbol] for symbol in phonemes if symbol in table]
-    if add_blank:
-        spaced = [0] * (2 * len(ids) + 1)
-        spaced[1::2] = ids
-        ids = spaced
-    return np.asarray(ids, dtype=np.int64)
+    return np.asarray(with_blanks(ids) if add_blank else ids, dtype=np.int64)

@@ -31,10 +31,11 @@ class VitsSynthesizer(PhonemeSynthesizer):
     def __init__(self, config: ModelConfig, device: str, network, language: str):
         super().__init__(config, device)
         self.network = network.to(device).eval()
-        self.network_config = network.config
-        self.sample_rate = self.network_config.sampling_rate
+        self.sample_rate = network.config.sampling_rate
         self.language_code = language
-        self._speakers = self.speaker_table(self.network_config)
+        self._speakers = self.speaker_table(network.config)
+        # the checkpoint's alphabet, symbol -> id, built once for every sentence's tokens
+        self.symbol_table = {symbol: index for index, symbol in enumerate(network.config.symbols)}
         self.default_voice = "default" if "default" in self._speakers else next(iter(self._speakers))
 
     @classmethod

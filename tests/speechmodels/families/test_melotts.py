@@ -45,12 +45,13 @@ def test_english_becomes_phones_with_stress_as_tone():
 
 
 def test_tokens_carry_english_tone_offset_language_id_and_blanks():
-    arrays = token_arrays(english_phones("Hi."), MELO_SYMBOLS, "EN", add_blank=True)
+    table = {symbol: index for index, symbol in enumerate(MELO_SYMBOLS)}
+    arrays = token_arrays(english_phones("Hi."), table, "EN", add_blank=True)
     assert arrays["ids"].tolist() == [0, 0, 0, MELO_SYMBOLS.index("hh"), 0, MELO_SYMBOLS.index("ay"), 0,
                                       MELO_SYMBOLS.index("."), 0, 0, 0]
     assert arrays["tones"].tolist()[1::2] == [7, 7, 9, 7, 7]  # English's tones start at 7
     assert set(arrays["languages"].tolist()[1::2]) == {2} and arrays["languages"][0] == 0
-    assert token_arrays(english_phones("a #"), MELO_SYMBOLS, "EN", add_blank=False)["ids"][-2] == \
+    assert token_arrays(english_phones("a #"), table, "EN", add_blank=False)["ids"][-2] == \
         MELO_SYMBOLS.index("UNK")
 
 
