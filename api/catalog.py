@@ -63,10 +63,11 @@ class ModelCatalog:
         if not steps:
             raise APIError(400, f"the request brings everything toolchain '{name}' would produce",
                            reason="nothing_to_do", param=param)
-        models = self.toolchain_models(steps)
-        if models is None:
-            needed = ", ".join(step.model_type or f"any {step.capability} model" for step in steps)
-            raise not_found(f"toolchain '{name}' needs a configured model of each of: {needed}",
+        models = self._step_models(steps)
+        if None in models:
+            missing = ", ".join(step.model_type or f"any {step.capability} model"
+                                for model, step in zip(models, steps) if model is None)
+            raise not_found(f"toolchain '{name}' needs a configured model of each of: {missing} (not configured here)",
                             reason="toolchain_unavailable", param=param)
         (head, head_step), *rest = zip(models, steps)
         return Plan(name, head, head_step.capability,
