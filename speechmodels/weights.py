@@ -156,14 +156,16 @@ def weights_cache_dir() -> Path:
 
 def join_parts(sources: list[str], revision: str | None, sha256: Mapping[str, str]) -> Path:
     """The folder holding the split model's files, joined (once) from its parts."""
-    plan = _join_plan(sources, revision)
+    plan, roots = _join_plan(sources, revision)
     unknown = sorted(set(sha256) - set(plan))
     if unknown:
         raise WeightsNotFound(f"sha256 given for {unknown}, which the parts of {' + '.join(sources)!r} do not hold "
                               f"(they hold {sorted(plan)})")
     spec = " + ".join(sources)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", sources[0].removeprefix(PACKAGE_PREFIX)).strip("-")[:60]
-    folder = weights_cache_dir() / f"{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+    # one folder per spec and install location: two environments sharing the cache never take turns
+    key = hashlib.sha256("\n".join([spec, *map(str, roots)]).encode()).hexdigest()[:12]
+    folder = weights_cache_dir() / f"{slug}-{key}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -182,15 +184,17 @@ def join_parts(sources: list[str], revision: str | None, sha256: Mapping[str, st
     return folder
 
 
-def _join_plan(sources: list[str], revision: str | None) -> dict[str, list[_Input]]:
-    """Output file name -> the files it is made of, in order."""
+def _join_plan(sources: list[str], revision: str | None) -> tuple[dict[str, list[_Input]], list[Path]]:
+    """Output file name -> the files it is made of, in order; and where each source resolved to."""
     plain: dict[str, _Input] = {}
+    roots: list[Path] = []
     split: dict[str, dict[int, _Input]] = {}
     for number, source in enumerate(sources, 1):
         try:
             root = resolve_weights(source, revision)
         except WeightsNotFound as exc:
             raise WeightsNotFound(f"part {number} of {len(sources)} of a split model is missing: {exc}") from exc
+        roots.append(root.resolve())
         files = [root] if root.is_file() else sorted(
             p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith("."))
         if not files:
@@ -217,7 +221,7 @@ def _join_plan(sources: list[str], revision: str | None) -> dict[str, list[_Inpu
             raise WeightsNotFound(f"{name}: {', '.join(f'{name}.part{i}' for i in missing)} missing from "
                                   f"{' + '.join(sources)!r}")
         plan[name] = [pieces[index] for index in sorted(pieces)]
-    return plan
+    return plan, roots
 
 
 def _cached(folder: Path, plan: dict[str, list[_Input]], sha256: Mapping[str, str]) -> bool:
