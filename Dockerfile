@@ -4,6 +4,7 @@ WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml constraints.txt README.md ./
 COPY api api
+COPY jobcontract jobcontract
 COPY workers workers
 COPY speechmodels speechmodels
 COPY speechfleet speechfleet

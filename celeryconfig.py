@@ -6,10 +6,10 @@ visibility timeout after which any unacknowledged job is redelivered; workers sw
 jobs every ``unacked_restore_interval_s``.
 """
 
-from workers.priorities import PRIORITY_SEP, PRIORITY_STEPS
-from workers.settings import get_settings
+from jobcontract.priorities import PRIORITY_SEP, PRIORITY_STEPS
+from jobcontract.settings import fleet_settings
 
-_settings = get_settings()
+_settings = fleet_settings()
 
 broker_url = _settings.redis_url
 result_backend = _settings.redis_url
@@ -35,7 +35,7 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 task_acks_on_failure_or_timeout = True
 task_track_started = False
-task_ignore_result = True  # results travel in job records (see workers.jobs), not the result backend
+task_ignore_result = True  # results travel in job records (see jobcontract.record), not the result backend
 result_expires = _settings.job_ttl_s
 task_publish_retry = False  # the API turns a broker outage into a fast 503 instead of retrying
 task_default_queue = "speechfleet.default"

@@ -12,7 +12,7 @@ from api.access import AccessControl
 from api.catalog import ModelCatalog
 from api.dispatch import JobDispatcher
 from api.errors import install_error_handlers
-from api.jobs import AsyncJobStore, JobEvents
+from api.events import JobEvents
 from api.middleware import BodySizeLimit, RequestId
 from api.routes import (
     convert,
@@ -26,17 +26,18 @@ from api.routes import (
     vad,
     voice,
 )
+from jobcontract.async_store import AsyncJobStore
+from jobcontract.settings import APISettings, api_settings
 from speechmodels import load_model_configs
-from workers.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: APISettings | None = None) -> FastAPI:
+    settings = settings or api_settings()
     catalog = ModelCatalog(load_model_configs(settings.config))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from workers.celery_app import app as celery_app
+        from workers.celery_app import app as celery_app  # to send jobs
 
         connection = {"socket_timeout": settings.redis_timeout_s, "socket_connect_timeout": settings.redis_timeout_s,
                       "health_check_interval": 10}

@@ -8,7 +8,7 @@ import base64
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from workers.jobs import JobRecord
+from jobcontract.record import JobRecord
 
 
 def render_audio_result(record: JobRecord, data: bytes | None) -> Response:

@@ -8,24 +8,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from api.errors import APIError, not_found
+from jobcontract.capabilities import capability as declared
 from speechmodels import ModelConfig, capabilities_of
 from speechmodels.toolchains import TOOLCHAINS, Toolchain, ToolchainStep
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How a request's ``model`` runs: its first step's model, and the steps after it."""
+class Chain:
+    """How a request's ``model`` runs: the configured models it takes, in order, each with the
+    capability it runs as (one for a model, several for a toolchain)."""
 
     name: str  # what the caller named: a model or a toolchain
-    head: ModelConfig
-    head_capability: str
-    stages: list[dict] = field(default_factory=list)  # {"model", "capability"} per later step
-    #: fixed request fields the planned steps need (ToolchainStep.request)
+    links: list[tuple[ModelConfig, str]]
+    #: fixed request fields the chain's steps need (ToolchainStep.request)
     fields: dict = field(default_factory=dict)
 
     @property
-    def steps(self) -> list[dict]:
-        return [{"model": self.head.name, "capability": self.head_capability}, *self.stages]
+    def head(self) -> ModelConfig:
+        return self.links[0][0]
+
+    @property
+    def head_capability(self) -> str:
+        return self.links[0][1]
+
+    @property
+    def steps(self) -> list[tuple[str, str]]:
+        """``(model name, capability)`` per step, as ``JobPlan.build`` takes them."""
+        return [(model.name, step_capability) for model, step_capability in self.links]
 
 
 class ModelCatalog:
@@ -34,28 +43,29 @@ class ModelCatalog:
         self.capabilities = {config.name: capabilities_of(config) for config in configs}
         self.created = int(time.time())
 
-    def require(self, name: str, capability: str, capability_label: str, param: str = "model") -> ModelConfig:
+    def require(self, name: str, capability: str, param: str = "model") -> ModelConfig:
         """The named model, or 404 if unknown / 400 if it cannot do ``capability``."""
         config = self.configs.get(name)
         if config is None:
             raise not_found(f"model '{name}' does not exist; see GET /v1/models", reason="model_not_found", param=param)
         if capability not in self.capabilities[name]:
-            raise APIError(400, f"model '{name}' ({config.model_type}) does not do {capability_label}",
+            raise APIError(400, f"model '{name}' ({config.model_type}) does not do {declared(capability).label}",
                            reason="unsupported_model", param=param)
         return config
 
-    def plan(self, name: str, capability: str, capability_label: str, param: str = "model",
-             provided: frozenset[str] = frozenset()) -> Plan:
+    def chain(self, name: str, capability: str, param: str = "model",
+              provided: frozenset[str] = frozenset()) -> Chain:
         """A configured model, or a toolchain whose every family for ``capability`` is
         configured; 404 for a toolchain that cannot run here (never a queued job that no
         worker will take). Toolchain steps whose output the request already ``provided``
         are left out."""
         toolchain = TOOLCHAINS.get(name)
         if toolchain is None or name in self.configs:
-            return Plan(name, self.require(name, capability, capability_label, param), capability)
+            return Chain(name, [(self.require(name, capability, param), capability)])
         steps = toolchain.routes.get(capability)
         if steps is None:
-            raise APIError(400, f"toolchain '{name}' does not do {capability_label}", reason="unsupported_model",
+            raise APIError(400, f"toolchain '{name}' does not do {declared(capability).label}",
+                           reason="unsupported_model",
                            param=param)
         # only the steps this request needs must be configured: one that brings its embedding
         # runs without the VAD and encoder models
@@ -69,22 +79,20 @@ class ModelCatalog:
                                 for model, step in zip(models, steps) if model is None)
             raise not_found(f"toolchain '{name}' needs a configured model of each of: {missing} (not configured here)",
                             reason="toolchain_unavailable", param=param)
-        (head, head_step), *rest = zip(models, steps)
-        return Plan(name, head, head_step.capability,
-                    [{"model": model.name, "capability": step.capability} for model, step in rest],
-                    {key: value for step in steps for key, value in step.request.items()})
+        return Chain(name, [(model, step.capability) for model, step in zip(models, steps)],
+                     {key: value for step in steps for key, value in step.request.items()})
 
-    def member(self, name: str, capability: str, capability_label: str) -> ModelConfig:
+    def member(self, name: str, capability: str) -> ModelConfig:
         """The model that does ``capability``: the named model, or the toolchain step that
         does it (``/v1/embed/speaker`` on "harmonyspeech" runs its speaker encoder)."""
         toolchain = TOOLCHAINS.get(name)
         if toolchain is None or name in self.configs:
-            return self.require(name, capability, capability_label)
+            return self.require(name, capability)
         for steps in toolchain.routes.values():
             for model, step in zip(self._step_models(steps), steps):
                 if step.capability == capability and model is not None:
                     return model
-        raise APIError(404, f"toolchain '{name}' has no configured step that does {capability_label}",
+        raise APIError(404, f"toolchain '{name}' has no configured step that does {declared(capability).label}",
                        reason="toolchain_unavailable", param="model")
 
     def is_toolchain(self, name: str) -> bool:

@@ -9,8 +9,8 @@ from fastapi import Depends, Header, Request
 
 from api.catalog import ModelCatalog
 from api.dispatch import JobDispatcher, Preference
-from api.jobs import AsyncJobStore
-from workers.settings import Settings
+from jobcontract.async_store import AsyncJobStore
+from jobcontract.settings import APISettings
 
 
 def _dispatcher(request: Request) -> JobDispatcher:
@@ -25,7 +25,7 @@ def _store(request: Request) -> AsyncJobStore:
     return request.app.state.job_store
 
 
-def _settings(request: Request) -> Settings:
+def _settings(request: Request) -> APISettings:
     return request.app.state.settings
 
 
@@ -40,5 +40,5 @@ def _preference(
 DispatcherDep = Annotated[JobDispatcher, Depends(_dispatcher)]
 CatalogDep = Annotated[ModelCatalog, Depends(_catalog)]
 JobStoreDep = Annotated[AsyncJobStore, Depends(_store)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
+SettingsDep = Annotated[APISettings, Depends(_settings)]
 PreferenceDep = Annotated[Preference, Depends(_preference)]

@@ -1,5 +1,6 @@
-"""From a validated request to a job: check a consumer is live, record the job, send the
-task to the model's queue, then either answer 202 or wait for the job's end."""
+"""From a planned request to a job: check every model of the plan has a live consumer,
+record the job, send its steps to their models' queues, then either answer 202 or wait for
+the job's end."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ from celery import Celery
 from fastapi import Response
 
 from api.errors import APIError, unavailable
-from api.jobs import AsyncJobStore, JobEvents
+from api.events import JobEvents
 from api.rendering import RENDERERS
-from speechmodels import ModelConfig
-from workers.celery_app import send_job
-from workers.jobs import QUEUED, JobRecord
-from workers.liveness import consumers_key
-from workers.priorities import PRIORITIES, queue_keys
-from workers.settings import Settings
-from workers.webhooks import CallbackRefused, check_callback_url, enqueue_delivery
+from jobcontract.async_store import AsyncJobStore
+from jobcontract.callbacks import CallbackRefused, check_callback_url
+from jobcontract.capabilities import capability
+from jobcontract.keys import consumers_key
+from jobcontract.payload import JobInput
+from jobcontract.plan import JobPlan
+from jobcontract.priorities import PRIORITIES, queue_keys
+from jobcontract.record import QUEUED, JobRecord
+from jobcontract.settings import APISettings
+from workers.canvas import enqueue_delivery, send_job
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,8 @@ class Preference:
 
 
 class JobDispatcher:
-    def __init__(self, client: aioredis.Redis, celery: Celery, store: AsyncJobStore, events: JobEvents, settings: Settings):
+    def __init__(self, client: aioredis.Redis, celery: Celery, store: AsyncJobStore, events: JobEvents,
+                 settings: APISettings):
         self._client = client
         self._celery = celery
         self._store = store
@@ -76,7 +81,7 @@ class JobDispatcher:
         return self._events
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> APISettings:
         return self._settings
 
     async def live_consumers(self, model_name: str) -> int:
@@ -90,32 +95,26 @@ class JobDispatcher:
                 pipe.llen(key)
             return sum(await pipe.execute())
 
-    async def submit(self, model: ModelConfig, capability: str, payload: dict[str, Any],
-                     preference: Preference, render: dict | None = None,
-                     callback_url: str | None = None, parts: int = 0, stages: list[dict] | None = None,
-                     head_capability: str | None = None, name: str | None = None) -> JobRecord:
+    async def submit(self, plan: JobPlan, job_input: JobInput, preference: Preference, render: dict | None = None,
+                     callback_url: str | None = None) -> JobRecord:
         """Queue the job; returns its record once finished, or at once when async was asked.
 
-        Raises 503 when no worker serves the model, 504 when a synchronous wait runs out.
+        Raises 503 when no worker serves one of the plan's models, 504 when a synchronous
+        wait runs out.
         """
         if callback_url is not None:
             await self._check_callback(callback_url)
-        for step_model in (model.name, *(stage["model"] for stage in stages or ())):
-            if await self.live_consumers(step_model) == 0:
-                raise unavailable(f"no worker is serving model '{step_model}' right now", reason="no_worker")
+        for model in plan.models():
+            if await self.live_consumers(model) == 0:
+                raise unavailable(f"no worker is serving model '{model}' right now", reason="no_worker")
         created = time.time()
         deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
-        # a toolchain's job carries its name; its first step runs on ``model`` as ``head_capability``
-        head = {"model": model.name, "capability": head_capability} if head_capability else None
-        record = JobRecord(id=uuid.uuid4().hex, model=name or model.name, capability=capability, status=QUEUED,
-                           created_at=created, render=render, priority=preference.priority, deadline_at=deadline_at,
-                           callback_url=callback_url, parts=parts, stages=stages or [], head=head)
-        await self._store.create(record, payload)
+        record = JobRecord(id=uuid.uuid4().hex, status=QUEUED, created_at=created, plan=plan, render=render,
+                           priority=preference.priority, deadline_at=deadline_at, callback_url=callback_url)
+        await self._store.create(record, job_input)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:
-            await to_thread.run_sync(partial(send_job, self._celery, record.id, model.name,
-                                             head_capability or capability, priority=preference.priority,
-                                             parts=parts, stages=stages or ()))
+            await to_thread.run_sync(partial(send_job, self._celery, record.id, plan, preference.priority))
         except BaseException:  # the send failed, or the client went away mid-send
             if waiter is not None:
                 self._events.unregister(record.id, waiter)
@@ -123,9 +122,12 @@ class JobDispatcher:
             raise
         if waiter is None:
             return record
+        return await self._wait(record.id, waiter, self.wait_budget(preference))
+
+    def wait_budget(self, preference: Preference) -> float:
+        """How long a synchronous caller waits: its ``Prefer: wait``, else the default, capped."""
         wait_s = self._settings.sync_wait_s if preference.wait_s is None else preference.wait_s
-        wait_s = min(wait_s, self._settings.max_sync_wait_s)
-        return await self._wait(record.id, waiter, wait_s)
+        return min(wait_s, self._settings.max_sync_wait_s)
 
     async def _check_callback(self, url: str) -> None:
         if not self._settings.webhook_secret:
@@ -164,11 +166,11 @@ class JobDispatcher:
 async def finished_job_body(record: JobRecord, store: AsyncJobStore) -> dict[str, Any] | Response:
     """The body a synchronous request gets for a finished job (also ``GET /v1/jobs/{id}/result``)."""
     if record.status == "succeeded":
-        renderer = RENDERERS.get(record.capability)
+        renderer = RENDERERS.get(capability(record.capability).render)
         if renderer is not None and record.render is not None:
             data = None
             if (record.result or {}).get("bytes") is not None:  # a binary side (audio), kept beside the record
-                data = await store.output(record.id)
+                data = await store.result_data(record.id)
                 if data is None:
                     raise APIError(410, f"the audio of job {record.id} has expired", reason="result_expired",
                                    job_id=record.id)

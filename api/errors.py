@@ -20,6 +20,7 @@ from loguru import logger
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jobcontract.plan import PlanFormatError
 from speechmodels import InputError
 
 ERROR_TYPES = {
@@ -103,6 +104,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail), reason=_DEFAULT_REASONS.get(exc.status_code),
                               headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PlanFormatError)
+    async def _other_version(_: Request, exc: PlanFormatError) -> JSONResponse:
+        # a job recorded by another speechfleet version (a rolling deploy): say so, not 500
+        return error_response(410, f"this job was recorded by another speechfleet version: {exc}",
+                              reason="job_format_unsupported")
 
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)

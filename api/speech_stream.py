@@ -15,19 +15,17 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import numpy as np
 from fastapi.responses import StreamingResponse
 from loguru import logger
 
 from api.dispatch import JobDispatcher, Preference, finished_job_body
 from api.errors import APIError, error_body
-from speechmodels import ModelConfig
+from jobcontract.capabilities import capability
+from jobcontract.payload import JobInput
+from jobcontract.plan import JobPlan
 from speechmodels.audio import resample
 from speechmodels.encoding import AUDIO_FORMATS, encode_audio, streaming_wav_header
-from speechmodels.registry import SPEECH_SYNTHESIS
-from speechmodels.tts import SynthesizedSpeech, fade_edges
-from workers.assembly import SENTENCE_PAUSE_MS
-from workers.wire import unpack_intermediate
+from speechmodels.tts import SynthesizedSpeech, sentence_piece
 
 STREAMABLE_FORMATS = ("pcm", "wav", "mp3", "aac")
 
@@ -36,9 +34,11 @@ class PartReader:
     """Waits for a job's parts in order: one pub/sub wake-up per finished part (the worker
     publishes it), a re-read of the record to notice a failed job."""
 
-    def __init__(self, dispatcher: JobDispatcher, job_id: str, wait_s: float):
+    def __init__(self, dispatcher: JobDispatcher, job_id: str, plan: JobPlan, wait_s: float):
         self._dispatcher = dispatcher
         self._job_id = job_id
+        self._steps = plan.part_steps
+        self._unpack = capability(plan.steps[self._steps[0]].capability).unpack
         self._wait_s = wait_s
 
     async def part(self, index: int) -> SynthesizedSpeech:
@@ -47,9 +47,9 @@ class PartReader:
         while True:
             waiter = events.register(self._job_id)
             try:
-                data = await store.part(self._job_id, index)
+                data = await store.step_output(self._job_id, self._steps[index])
                 if data is not None:
-                    return unpack_intermediate(SPEECH_SYNTHESIS, data)
+                    return self._unpack(data)
                 record = await store.get(self._job_id)
                 if record is None:
                     raise APIError(500, f"job {self._job_id} vanished while running", reason="job_lost",
@@ -80,33 +80,28 @@ class ChunkEncoder:
         return streaming_wav_header(self.sample_rate or first.sample_rate) if self.format_name == "wav" else b""
 
     def chunk(self, speech: SynthesizedSpeech, first: bool) -> bytes:
-        samples = fade_edges(speech.samples, speech.sample_rate)
-        if not first:
-            pause = np.zeros(int(speech.sample_rate * SENTENCE_PAUSE_MS / 1000), dtype=np.float32)
-            samples = np.concatenate([pause, samples])
+        samples = sentence_piece(speech.samples, speech.sample_rate, first)
         rate = self.sample_rate or speech.sample_rate
         samples = resample(samples, speech.sample_rate, rate)
         # a wav stream is its header followed by raw 16-bit pcm
         return encode_audio(samples, rate, "pcm" if self.format_name == "wav" else self.format_name)
 
 
-async def stream_speech(dispatcher: JobDispatcher, model: ModelConfig, payload: dict, preference: Preference,
+async def stream_speech(dispatcher: JobDispatcher, plan: JobPlan, job_input: JobInput, preference: Preference,
                         render: dict, sse: bool, callback_url: str | None) -> StreamingResponse:
-    output = payload["output"]
-    if output["format"] not in STREAMABLE_FORMATS:
-        raise APIError(400, f"{output['format']} cannot be streamed sentence by sentence; stream one of "
+    output = job_input.output
+    if output.format not in STREAMABLE_FORMATS:
+        raise APIError(400, f"{output.format} cannot be streamed sentence by sentence; stream one of "
                        f"{list(STREAMABLE_FORMATS)} or ask without streaming", reason="unsupported_stream_format",
                        param="response_format")
-    parts = len(payload["parts"])
+    parts = len(plan.part_steps)
     accepted = time.monotonic()
-    record = await dispatcher.submit(model, SPEECH_SYNTHESIS, payload, dataclasses.replace(preference, respond_async=True),
-                                     render, callback_url, parts=parts)
-    settings = dispatcher.settings
-    wait_s = min(settings.sync_wait_s if preference.wait_s is None else preference.wait_s, settings.max_sync_wait_s)
-    reader = PartReader(dispatcher, record.id, wait_s)
+    record = await dispatcher.submit(plan, job_input, dataclasses.replace(preference, respond_async=True), render,
+                                     callback_url)
+    reader = PartReader(dispatcher, record.id, plan, dispatcher.wait_budget(preference))
     first = await reader.part(0)
     logger.info("job {}: first audio after {:.3f}s ({} sentences)", record.id, time.monotonic() - accepted, parts)
-    encoder = ChunkEncoder(output["format"], output.get("sample_rate"))
+    encoder = ChunkEncoder(output.format, output.sample_rate)
     headers = {"X-Job-Id": record.id, "Cache-Control": "no-store"}
 
     async def sentences() -> AsyncIterator[tuple[bytes, float]]:
@@ -137,7 +132,7 @@ async def stream_speech(dispatcher: JobDispatcher, model: ModelConfig, payload: 
 
     if sse:
         return StreamingResponse(sse_body(), media_type="text/event-stream", headers=headers)
-    return StreamingResponse(audio_body(), media_type=AUDIO_FORMATS[output["format"]].content_type, headers=headers)
+    return StreamingResponse(audio_body(), media_type=AUDIO_FORMATS[output.format].content_type, headers=headers)
 
 
 def _event(payload: dict) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from workers.jobs import JobRecord
+from jobcontract.record import JobRecord
 
 
 def _clock(seconds: float, separator: str) -> str:

@@ -48,9 +48,9 @@ def api(config_path: Path | None, host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
-    from workers.settings import Settings
+    from jobcontract.settings import APISettings
 
-    settings = Settings(**({"config": config_path} if config_path else {}))
+    settings = APISettings(**({"config": config_path} if config_path else {}))
     _load_configs(settings.config)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
 
@@ -67,10 +67,10 @@ def worker(models: str | None, webhooks: bool, device: str | None, config_path: 
     # doubled the worker's CPU per request); set before numpy is first imported
     for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    from workers.settings import Settings
+    from jobcontract.settings import WorkerSettings
     from workers.worker_main import run_webhook_worker, run_worker
 
-    settings = Settings(**({"config": config_path} if config_path else {}))
+    settings = WorkerSettings(**({"config": config_path} if config_path else {}))
     if webhooks == bool(models):
         raise click.ClickException("give either --models or --webhooks")
     if webhooks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -43,9 +43,6 @@ class SpeechModel(ABC):
     (decoding, validation: a bad item fails alone, before any batch is formed) and
     ``infer_batch`` runs once per micro-batch.
     """
-
-    #: what the family produces for each item; documents the contract of ``infer_batch``
-    output_kind: ClassVar[str] = ""
 
     def __init__(self, config: ModelConfig, device: str):
         self.config = config

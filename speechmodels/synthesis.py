@@ -30,7 +30,6 @@ class SynthesisItem:
 
 
 class PhonemeSynthesizer(SpeechModel):
-    output_kind = "speech"
 
     #: espeak-ng voice used to phonemise (e.g. "en-us")
     espeak_voice: str

@@ -43,9 +43,6 @@ class Toolchain:
     #: the chain of steps for each capability the toolchain serves
     routes: Mapping[str, tuple[ToolchainStep, ...]]
 
-    def families(self) -> set[str]:
-        return {step.model_type for steps in self.routes.values() for step in steps if step.model_type}
-
 
 # the reference clip's speech segments, which the tone colour encoder averages over; "task"
 # makes a Whisper model (which also transcribes) do VAD

@@ -4,10 +4,12 @@ sentences' audio without clicks)."""
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 
 import numpy as np
+import soundfile
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -32,13 +34,22 @@ class SynthesizedSpeech:
     def seconds(self) -> float:
         return self.samples.size / self.sample_rate
 
+    # between the steps of a job, audio travels as 32-bit float WAV: lossless, and exactly
+    # what an audio family's ``prepare`` decodes, so one step's output is the next one's input
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, np.asarray(self.samples, dtype=np.float32), self.sample_rate, format="WAV",
+                        subtype="FLOAT")
+        return buffer.getvalue()
 
-@dataclass(frozen=True)
-class VoiceCard:
-    """What a synthesiser offers, for model listings: languages, each with its voices."""
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SynthesizedSpeech:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32")
+        return cls(samples, rate)
 
-    languages: dict[str, list[str]]
 
+#: the pause between the sentences of a text synthesised in parts
+SENTENCE_PAUSE_MS = 250.0
 
 # a sentence ends at . ! ? … (optionally followed by closing quotes/brackets) and whitespace;
 # "e.g. this" and "Dr. Smith" split too, which only costs a slightly longer pause
@@ -94,12 +105,24 @@ def fade_edges(samples: np.ndarray, sample_rate: int, fade_ms: float = 8.0) -> n
     return samples
 
 
-def join_segments(segments: list[np.ndarray], sample_rate: int, pause_ms: float = 250.0) -> np.ndarray:
+def sentence_piece(samples: np.ndarray, sample_rate: int, first: bool,
+                   pause_ms: float = SENTENCE_PAUSE_MS) -> np.ndarray:
+    """One sentence as it sits in a longer text's audio: faded at its edges, after a pause
+    unless it comes first. The join step and the stream both build their audio from these,
+    so a streamed answer is the joined one, sample for sample."""
+    faded = fade_edges(samples, sample_rate)
+    if first:
+        return faded
+    return np.concatenate([np.zeros(int(sample_rate * pause_ms / 1000), dtype=np.float32), faded])
+
+
+def join_segments(segments: list[np.ndarray], sample_rate: int, pause_ms: float = SENTENCE_PAUSE_MS) -> np.ndarray:
     """Sentences' audio as one signal: each faded at its edges, with a short pause between."""
-    pause = np.zeros(int(sample_rate * pause_ms / 1000), dtype=np.float32)
-    parts: list[np.ndarray] = []
-    for index, segment in enumerate(segments):
-        if index:
-            parts.append(pause)
-        parts.append(fade_edges(segment, sample_rate))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    pieces = [sentence_piece(segment, sample_rate, index == 0, pause_ms) for index, segment in enumerate(segments)]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+def join_sentences(parts: list[SynthesizedSpeech]) -> SynthesizedSpeech:
+    """A long text's sentences, synthesised as separate parts, as one recording."""
+    rate = parts[0].sample_rate
+    return SynthesizedSpeech(join_segments([part.samples for part in parts], rate), rate)

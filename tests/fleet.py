@@ -55,26 +55,25 @@ def fixture_audio(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-def create_job(client, job_id: str, model: str, capability: str, payload: dict, age_s: float = 0.0,
-               **fields) -> None:
+def create_job(client, job_id: str, plan, job_input, age_s: float = 0.0, **fields) -> None:
     """A job as the API records it (record, input, pending entry) but with no Celery message:
     what a lost message leaves behind, or the start of a canvas the test sends itself."""
     import time
 
-    from workers.jobs import (
-        PENDING_KEY,
-        QUEUED,
-        JobRecord,
-        encode_input,
-        input_key,
-        job_key,
-    )
+    from jobcontract.keys import PENDING_KEY, input_key, job_key
+    from jobcontract.record import QUEUED, JobRecord
 
     created = time.time() - age_s
-    record = JobRecord(id=job_id, model=model, capability=capability, status=QUEUED, created_at=created, **fields)
+    record = JobRecord(id=job_id, status=QUEUED, created_at=created, plan=plan, **fields)
     client.hset(job_key(job_id), mapping=record.initial_hash())
-    client.set(input_key(job_id), encode_input(payload))
+    client.set(input_key(job_id), job_input.encode())
     client.zadd(PENDING_KEY, {job_id: created})
+
+
+def single_step_plan(model: str, capability: str):
+    from jobcontract.plan import JobPlan
+
+    return JobPlan.build(model, capability, [(model, capability)])
 
 
 class Fleet:

@@ -29,8 +29,9 @@ def test_compose_file_is_valid_and_complete():
     services = yaml.safe_load(result.stdout)["services"]
     assert {"redis", "api", "webhooks", "flower"} <= set(services)
     assert services["api"]["deploy"]["replicas"] >= 2
-    served = [s["command"][s["command"].index("--models") + 1] for s in services.values()
-              if "--models" in (s.get("command") or [])]
+    # a service serves a group of models (one process, one device): --models a,b
+    served = [name for s in services.values() if "--models" in (s.get("command") or [])
+              for name in s["command"][s["command"].index("--models") + 1].split(",")]
     assert sorted(served) == sorted(config.name for config in load_model_configs(ROOT / "config.yml"))
     gpu = [name for name, s in services.items() if "cuda:" in " ".join(s.get("command") or [])]
     for name in gpu:  # every GPU worker reserves its device

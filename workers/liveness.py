@@ -12,20 +12,8 @@ import time
 
 import redis
 
+from jobcontract.keys import card_key, consumers_key
 from workers.periodic import Periodic
-
-KEY_PREFIX = "speechfleet:consumers:"
-CARD_PREFIX = "speechfleet:model-card:"
-
-
-def consumers_key(model_name: str) -> str:
-    return KEY_PREFIX + model_name
-
-
-def card_key(model_name: str) -> str:
-    """What a loaded model says about itself (languages, voices), for listings and early
-    validation in the API, which never loads models."""
-    return CARD_PREFIX + model_name
 
 
 def publish_card(client: redis.Redis, model_name: str, languages: dict[str, list[str]], voices: list[str]) -> None:

@@ -1,6 +1,4 @@
-"""Fleet metrics kept in Redis, so that ``/metrics`` on any API replica reports the whole
-fleet however many workers there are: workers add to histogram buckets and counters with
-HINCRBY, and the API turns the hashes into Prometheus families at scrape time."""
+"""The workers' side of the fleet metrics (layout in ``jobcontract.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,43 +6,7 @@ import math
 
 import redis
 
-PREFIX = "speechfleet:metrics:"
-SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-RTF_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-
-HISTOGRAMS = {  # name -> (help, buckets)
-    "batch_size": ("items per batched model call", BATCH_BUCKETS),
-    "queue_wait_seconds": ("time from acceptance to a worker starting the job", SECONDS_BUCKETS),
-    "inference_seconds": ("duration of the batched model call a job was part of", SECONDS_BUCKETS),
-    "real_time_factor": ("a job's share of its batch's compute time per second of its audio", RTF_BUCKETS),
-}
-COUNTERS = {  # name -> (help, label names)
-    "jobs": ("jobs that ended, by model and outcome", ("model", "outcome")),
-    "webhook_deliveries": ("webhook delivery attempts, by outcome", ("outcome",)),
-}
-
-
-def histogram_key(name: str, model: str) -> str:
-    return f"{PREFIX}hist:{name}:{model}"
-
-
-def counter_key(name: str) -> str:
-    return f"{PREFIX}count:{name}"
-
-
-def observe(pipe, name: str, model: str, value: float) -> None:
-    """Queue one observation on a pipeline (cumulative buckets, as Prometheus wants them)."""
-    key = histogram_key(name, model)
-    for bound in HISTOGRAMS[name][1]:
-        if value <= bound:
-            pipe.hincrby(key, f"le:{bound:g}", 1)
-    pipe.hincrby(key, "count", 1)
-    pipe.hincrbyfloat(key, "sum", value)
-
-
-def count(pipe, name: str, *labels: str) -> None:
-    pipe.hincrby(counter_key(name), "|".join(labels), 1)
+from jobcontract.metrics import count, observe
 
 
 class WorkerMetrics:

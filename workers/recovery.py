@@ -24,13 +24,15 @@ import redis
 from celery import Celery
 from loguru import logger
 
+from jobcontract import scripts
+from jobcontract.keys import PENDING_KEY, SWEEPER_LOCK_KEY, job_key
+from jobcontract.plan import JobPlan, PlanFormatError
+from jobcontract.priorities import queue_keys
+from jobcontract.record import TERMINAL
 from speechmodels.config import queue_for
-from workers.celery_app import job_id_of_task, send_job
-from workers.jobs import PENDING_KEY, TERMINAL, job_key
+from workers.canvas import job_id_of_task, send_job
 from workers.periodic import Periodic
-from workers.priorities import queue_keys
 
-LOCK_KEY = "speechfleet:lost-job-sweeper"
 UNACKED_KEY = "unacked"  # kombu's Redis transport default
 SCAN_LIMIT = 500
 
@@ -55,9 +57,7 @@ class LostJobSweeper:
         self._quiet_after_s = quiet_after_s
         self._interval_s = interval_s
         self._loop = Periodic("lost-job sweep", interval_s, self.sweep)
-        # counted only on a record that still exists: HINCRBY would revive an expired one
-        self._count_resend = client.register_script(
-            "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], 'resent', 1) end")
+        self._count_resend = client.register_script(scripts.COUNT_RESEND)
 
     def start(self) -> None:
         self._loop.start()
@@ -67,35 +67,34 @@ class LostJobSweeper:
 
     def sweep(self) -> list[str]:
         """One pass; returns the ids of the jobs sent again."""
-        if not self._client.set(LOCK_KEY, self._worker_id, nx=True, px=max(100, int(self._interval_s * 900))):
+        if not self._client.set(SWEEPER_LOCK_KEY, self._worker_id, nx=True, px=max(100, int(self._interval_s * 900))):
             return []  # another worker sweeps this round
         now = time.time()
         quiet = self._client.zrangebyscore(PENDING_KEY, "-inf", now - self._quiet_after_s, start=0, num=SCAN_LIMIT)
         if not quiet:
             return []
-        candidates = {}
+        candidates: dict[str, tuple[JobPlan, str]] = {}
         for job_id in quiet:
-            status, model, capability, priority, parts, stages, head = self._client.hmget(
-                job_key(job_id), "status", "model", "capability", "priority", "parts", "stages", "head")
+            status, priority, plan = self._client.hmget(job_key(job_id), "status", "priority", "plan")
             if status is None or status in TERMINAL:
                 self._client.zrem(PENDING_KEY, job_id)  # finished or expired: nothing to watch
-            else:
-                if head:  # a toolchain's job: its first step is another model's
-                    model, capability = json.loads(head)["model"], json.loads(head)["capability"]
-                candidates[job_id] = (model, capability, priority or "normal", int(parts or 0),
-                                      json.loads(stages) if stages else [])
+                continue
+            try:
+                candidates[job_id] = (JobPlan.from_json(plan or "null"), priority or "normal")
+            except PlanFormatError as exc:  # recorded by another version: it cannot be resent from here
+                logger.warning("job {} cannot be resent: {}", job_id, exc)
+                self._client.zrem(PENDING_KEY, job_id)
         if not candidates:
             return []
-        # a pipeline's later steps wait on their own models' queues
-        present = self._message_ids({name for model, _, _, _, stages in candidates.values()
-                                     for name in (model, *(stage["model"] for stage in stages))})
+        # a job's later steps wait on their own models' queues
+        present = self._message_ids({model for plan, _ in candidates.values() for model in plan.models()})
         resent = []
-        for job_id, (model, capability, priority, parts, stages) in candidates.items():
+        for job_id, (plan, priority) in candidates.items():
             if job_id not in present:  # neither waiting its turn nor held (unacked) by a worker
-                logger.warning("job {} for {} has no message anywhere; sending it again", job_id, model)
-                # a failed send leaves the job quiet: the next sweep retries it
-                # a pipeline goes again whole: steps already done return at once, the rest run
-                send_job(self._celery, job_id, model, capability, priority=priority, parts=parts, stages=stages)
+                logger.warning("job {} for {} has no message anywhere; sending it again", job_id, plan.name)
+                # a failed send leaves the job quiet: the next sweep retries it. The job goes
+                # again whole: steps already done return at once, the rest run
+                send_job(self._celery, job_id, plan, priority)
                 self._count_resend(keys=[job_key(job_id)])
                 resent.append(job_id)
             self._client.zadd(PENDING_KEY, {job_id: now})  # quiet again from now on

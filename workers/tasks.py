@@ -1,45 +1,48 @@
-"""The one inference task: any model, any capability, routed to the ``model.<name>`` queue."""
+"""The one step task: any step of any job's plan, on the queue of the model that runs it.
+
+A step's work is in the plan on the job record (``jobcontract.plan``): an inference step
+hands its request to the model's micro-batcher, a join step assembles the parts' outputs.
+The last step ends the job with its result; every other step keeps its packed output for
+the steps after it.
+"""
 
 from __future__ import annotations
 
 import socket
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import redis
 from celery import Task
 from celery.exceptions import Reject
 from loguru import logger
 
+from jobcontract.capabilities import Encoded, capability
+from jobcontract.payload import JobInput
+from jobcontract.plan import PlanFormatError, PlanStep
+from jobcontract.record import RUNNING, TERMINAL, JobError
+from jobcontract.settings import worker_settings
+from jobcontract.store import JobStore
 from speechmodels import InputError
 from workers import runtime
-from workers.assembly import JOINERS
-from workers.batcher import BatcherClosed
-from workers.celery_app import INFER_TASK, JOIN_TASK, app
-from workers.jobs import (
-    RUNNING,
-    TERMINAL,
-    JobError,
-    WorkerJobStore,
-    part_request,
-    shared_fields,
-)
+from workers.batcher import BatcherClosed, BatchStats
+from workers.canvas import enqueue_delivery
+from workers.celery_app import FORMER_STEP_TASKS, STEP_TASK, app
 from workers.metrics import WorkerMetrics
-from workers.settings import get_settings
-from workers.webhooks import enqueue_delivery
-from workers.wire import Encoded, encode_result, pack_intermediate, unpack_intermediate
 
 
 @lru_cache
 def metrics() -> WorkerMetrics:
-    return WorkerMetrics(redis.Redis.from_url(get_settings().redis_url))
+    return WorkerMetrics(redis.Redis.from_url(worker_settings().redis_url))
 
 
 @lru_cache
-def job_store() -> WorkerJobStore:
-    settings = get_settings()
-    return WorkerJobStore(settings.redis_url, settings.job_ttl_s)
+def job_store() -> JobStore:
+    settings = worker_settings()
+    return JobStore(settings.redis_url, settings.job_ttl_s)
 
 
 class JobFailed(Exception):
@@ -47,159 +50,171 @@ class JobFailed(Exception):
     see the task as failed too."""
 
 
-@app.task(name=INFER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
-def infer(self: Task, job_id: str, model_name: str, capability: str, step: int = 0, part: int | None = None,
-          sources: list[list] | None = None, final: bool = True, source: int | None = None,
-          source_field: str = "audio"):
-    """Run one step of a job through the model's micro-batcher.
+class StepError(Exception):
+    """A step failed in a way that ends the job with ``error``."""
 
-    The step's input is the job's request, or with ``part`` one part of it (a sentence of a
-    long text), or with ``sources`` (``[step, field]`` pairs) the request plus what earlier
-    steps produced, each as its field (the audio for a post-generation filter, the mel for a
-    vocoder). A ``final`` step ends the job with its result; any other stores its output for
-    the steps after it (the join, the next filter).
-    """
-    if source is not None and sources is None:
-        sources = [[source, source_field]]  # a message sent before steps read every earlier output
-    served = runtime.SERVED.get(model_name)
+    def __init__(self, error: JobError):
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class StepRun:
+    output: Any
+    stats: BatchStats | None = None  # None for a join, which makes no model call
+    audio_seconds: float | None = None
+
+
+@app.task(name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
+def run_step(self: Task, job_id: str, index: int):
+    store = job_store()
+    try:
+        plan = store.plan(job_id)
+    except PlanFormatError as exc:
+        _fail(store, job_id, index, _step_info(self, PlanStep("?", "?", "?"), ""), _outdated(str(exc)))
+        raise JobFailed(str(exc)) from None
+    if plan is None:
+        logger.info("job {} has no record (expired or never accepted); skipping step {}", job_id, index)
+        return None
+    step = plan.steps[index]
+    served = runtime.SERVED.get(step.model)
     if served is None:
         # misrouted (a worker that does not hold this model): put it back for one that does
-        raise Reject(f"model {model_name!r} is not served by this worker", requeue=True)
-    store = job_store()
-    if not final and store.has_part(job_id, step):
-        return step  # done by an earlier delivery of this step (a resent pipeline)
-    info = _begin(self, store, job_id, step, model_name, served.config.queue, name=_step_name(model_name, part))
+        raise Reject(f"model {step.model!r} is not served by this worker", requeue=True)
+    last = plan.is_last(index)
+    if not last and store.has_step_output(job_id, index):
+        return index  # done by an earlier delivery of this step (a resent job)
+    info = _begin(self, store, job_id, index, step, served.config.queue)
     if info is None:
         return None
-    settings = get_settings()
+    declared = capability(step.capability)
     try:
-        payload = store.input(job_id)
-        request = _step_request(store, job_id, payload, part, sources)
-        # enforced here, on the decoded audio, whatever the API's header probe believed
-        request["max_audio_seconds"] = settings.max_audio_seconds
-        item = served.model.prepare(request)
-        # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
-        output, stats = served.batcher.submit(item).result(timeout=settings.visibility_timeout_s)
-        encoded = encode_result(capability, output, request) if final else pack_intermediate(capability, output)
+        job_input = store.input(job_id)
+        if job_input is None:
+            raise StepError(JobError("the job's input has expired", reason="input_expired", status=500))
+        run = _join(store, job_id, step) if step.is_join else _infer(store, job_id, job_input, step)
+        encoded = declared.encode(run.output, job_input) if last else declared.pack(run.output)
     except BatcherClosed:
-        # the worker is shutting down: the job goes back to the queue for another worker
+        # the worker is shutting down: the step goes back to the queue for another worker
         raise Reject(f"worker shutting down before job {job_id} ran", requeue=True) from None
-    except InputError as exc:
-        _fail(store, job_id, step, info, JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status))
-        raise JobFailed(exc.message) from None
-    except FutureTimeout:
-        error = JobError(f"model {model_name!r} did not finish this input within {settings.visibility_timeout_s:g}s",
-                         reason="model_timeout", status=500)
-        _fail(store, job_id, step, info, error)
-        raise JobFailed(error.message) from None
+    except StepError as exc:
+        _fail(store, job_id, index, info, exc.error)
+        raise JobFailed(exc.error.message) from None
     except Exception as exc:
-        logger.exception("job {} failed in model {}", job_id, model_name)
-        error = JobError(f"model {model_name!r} failed on this input: {exc.__class__.__name__}: {exc}",
+        logger.exception("job {} failed in step {} ({})", job_id, step.name, step.model)
+        error = JobError(f"model {step.model!r} failed on this input: {exc.__class__.__name__}: {exc}",
                          reason="model_error", status=500)
-        _fail(store, job_id, step, info, error)
+        _fail(store, job_id, index, info, error)
         raise JobFailed(error.message) from None
-    info.update(status="succeeded", finished_at=time.time(), batch_size=stats.batch_size,
-                batch_wait_ms=round(stats.batch_wait_ms, 2), inference_ms=round(stats.inference_ms, 2))
-    audio_s = served.model.audio_seconds(item, output)
-    rtf = stats.inference_ms / 1000 / stats.batch_size / audio_s if audio_s else None
-    timings = (info["queue_wait_ms"] / 1000, stats.inference_ms / 1000, rtf)
-    if not final:
-        store.finish_part(job_id, step, info, encoded)
-        metrics().job(model_name, None, *timings)
-        return step
-    _end(store, job_id, step, info, encoded)
-    metrics().job(model_name, "succeeded", *timings)
+    info.update(status="succeeded", finished_at=time.time())
+    timings: tuple = ()
+    if run.stats is not None:
+        info.update(batch_size=run.stats.batch_size, batch_wait_ms=round(run.stats.batch_wait_ms, 2),
+                    inference_ms=round(run.stats.inference_ms, 2))
+        inference_s = run.stats.inference_ms / 1000
+        rtf = inference_s / run.stats.batch_size / run.audio_seconds if run.audio_seconds else None
+        timings = (info["queue_wait_ms"] / 1000, inference_s, rtf)
+    if not last:
+        store.finish_step(job_id, index, info, encoded)
+        if timings:
+            metrics().job(step.model, None, *timings)
+        return index
+    _end(store, job_id, index, info, encoded)
+    metrics().job(step.model, "succeeded", *timings)
     return encoded.result
 
 
-@app.task(name=JOIN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
-def join_parts(self: Task, job_id: str, model_name: str, capability: str, step: int, final: bool = True):
-    """The chord's last step: join the parts' outputs (steps 0..step-1) into one, and end the
-    job with it (or, when filters follow, store it for them)."""
-    store = job_store()
-    if not final and store.has_part(job_id, step):
-        return step
-    served = runtime.SERVED.get(model_name)
-    info = _begin(self, store, job_id, step, model_name, served.config.queue if served else "", name="join")
-    if info is None:
-        return None
+def _infer(store: JobStore, job_id: str, job_input: JobInput, step: PlanStep) -> StepRun:
+    """One item through the model's micro-batcher: the step's request (a part's, or the
+    request plus the outputs of the earlier steps it reads)."""
+    served = runtime.SERVED[step.model]
+    settings = worker_settings()
+    request = job_input.step_request(step)
+    for field_name, source in step.reads.items():
+        upstream = store.step_output(job_id, source)
+        if upstream is None:
+            raise StepError(JobError(f"the output of step {source}, this step's input, has expired",
+                                     reason="input_expired", status=500))
+        request[field_name] = upstream
+    # enforced here, on the decoded audio, whatever the API's header probe believed
+    request["max_audio_seconds"] = settings.max_audio_seconds
     try:
-        payload = store.input(job_id)
-        stored = [store.part(job_id, part) for part in range(step)]
-        if payload is None or any(data is None for data in stored):
-            raise LookupError("the job's input or a part's output has expired")
-        joined = JOINERS[capability]([unpack_intermediate(capability, data) for data in stored])
-        encoded = encode_result(capability, joined, payload) if final else pack_intermediate(capability, joined)
+        item = served.model.prepare(request)
+        # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
+        output, stats = served.batcher.submit(item).result(timeout=settings.visibility_timeout_s)
+    except InputError as exc:
+        raise StepError(JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status)) from None
+    except FutureTimeout:
+        raise StepError(JobError(f"model {step.model!r} did not finish this input within "
+                                 f"{settings.visibility_timeout_s:g}s", reason="model_timeout", status=500)) from None
+    return StepRun(output, stats, served.model.audio_seconds(item, output))
+
+
+def _join(store: JobStore, job_id: str, step: PlanStep) -> StepRun:
+    declared = capability(step.capability)
+    stored = [store.step_output(job_id, part) for part in step.joins]
+    if any(data is None for data in stored):
+        raise StepError(JobError("a part's output has expired before the join", reason="input_expired", status=500))
+    try:
+        return StepRun(declared.join([declared.unpack(data) for data in stored]))
     except Exception as exc:
         logger.exception("joining the parts of job {} failed", job_id)
-        error = JobError(f"assembling the result failed: {exc.__class__.__name__}: {exc}", reason="join_error",
-                         status=500)
-        _fail(store, job_id, step, info, error)
-        raise JobFailed(error.message) from None
-    info.update(status="succeeded", finished_at=time.time())
-    if not final:
-        store.finish_part(job_id, step, info, encoded)
-        return step
-    _end(store, job_id, step, info, encoded)
-    metrics().job(model_name, "succeeded")
-    return None
+        raise StepError(JobError(f"assembling the result failed: {exc.__class__.__name__}: {exc}",
+                                 reason="join_error", status=500)) from None
 
 
-def _step_request(store: WorkerJobStore, job_id: str, payload: dict | None, part: int | None,
-                  sources: list[list] | None) -> dict:
-    if payload is None:
-        raise LookupError("the job's input has expired")
-    if part is not None:
-        return part_request(payload, part)
-    if not sources:
-        return payload
-    # the request's own fields (a synthesiser after an encoder still needs the text; the last
-    # step needs the output options), then the earlier steps' outputs
-    request = shared_fields(payload)
-    for source, field_name in sources:
-        upstream = store.part(job_id, source)
-        if upstream is None:
-            raise LookupError(f"the output of step {source}, this step's input, has expired")
-        request[field_name] = upstream
-    return request
-
-
-def _end(store: WorkerJobStore, job_id: str, step: int, info: dict, encoded: Encoded) -> None:
+def _end(store: JobStore, job_id: str, index: int, info: dict, encoded: Encoded) -> None:
     if encoded.data is not None:
-        store.put_output(job_id, encoded.data)  # before the record says succeeded: readers find it
-    _notify(store, job_id, store.succeed(job_id, step, info, encoded.result))
+        store.put_result_data(job_id, encoded.data)  # before the record says succeeded: readers find it
+    _notify(store, job_id, store.succeed(job_id, index, info, encoded.result))
 
 
-def _step_name(model_name: str, part: int | None) -> str:
-    return model_name if part is None else f"{model_name}[{part}]"
+def _step_info(task: Task, step: PlanStep, queue: str) -> dict:
+    return {"name": step.name, "model": step.model, "queue": queue, "status": RUNNING,
+            "worker": task.request.hostname or socket.gethostname(), "started_at": time.time()}
 
 
-def _begin(task: Task, store: WorkerJobStore, job_id: str, step: int, model_name: str, queue: str,
-           name: str) -> dict | None:
+def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep, queue: str) -> dict | None:
     """Mark the job's step running; None when the step must not run (the job was cancelled,
     ended by an earlier delivery, or its deadline passed: then it is failed here)."""
-    started = time.time()
-    info = {"name": name, "model": model_name, "queue": queue, "status": RUNNING,
-            "worker": task.request.hostname or socket.gethostname(), "started_at": started}
-    status, created_at = store.start(job_id, step, info)
+    info = _step_info(task, step, queue)
+    status, created_at = store.start(job_id, index, info)
     if status == "expired":
-        _fail(store, job_id, step, info, JobError("the job's deadline passed before a worker could start it",
-                                                  reason="deadline_exceeded", status=504))
+        _fail(store, job_id, index, info, JobError("the job's deadline passed before a worker could start it",
+                                                   reason="deadline_exceeded", status=504))
         return None
     if status != RUNNING:
-        logger.info("job {} is {}; skipping step {}", job_id, status, step)
+        logger.info("job {} is {}; skipping step {}", job_id, status, step.name)
         return None
-    info["queue_wait_ms"] = round((started - created_at) * 1000, 2)
+    info["queue_wait_ms"] = round((info["started_at"] - created_at) * 1000, 2)
     return info
 
 
-def _fail(store: WorkerJobStore, job_id: str, step: int, info: dict, error: JobError) -> None:
+def _fail(store: JobStore, job_id: str, index: int, info: dict, error: JobError) -> None:
     info.update(status="failed", finished_at=time.time(), error=error.message)
-    _notify(store, job_id, store.fail(job_id, step, info, error))
+    _notify(store, job_id, store.fail(job_id, index, info, error))
     metrics().job(info["model"], f"failed:{error.reason or 'error'}")
 
 
-def _notify(store: WorkerJobStore, job_id: str, status: str) -> None:
+def _notify(store: JobStore, job_id: str, status: str) -> None:
     """A job that ended and asked for a callback gets a delivery task (deduplicated there)."""
     if status in TERMINAL and store.has_callback(job_id):
         enqueue_delivery(job_id)
+
+
+def _outdated(detail: str) -> JobError:
+    return JobError(f"this job was queued by another speechfleet version and cannot run here ({detail}); "
+                    "submit it again", reason="job_format_unsupported", status=503)
+
+
+def _former_step(self: Task, job_id: str, *args, **kwargs) -> None:
+    """A message of the format before job plans: its job fails clearly instead of running
+    with a guessed meaning."""
+    store = job_store()
+    _fail(store, job_id, 0, _step_info(self, PlanStep(self.name, "?", "?"), ""),
+          _outdated(f"message {self.name} has no job plan"))
+    raise JobFailed(f"job {job_id}: {self.name} messages are no longer run")
+
+
+for _name in FORMER_STEP_TASKS:
+    app.task(name=_name, bind=True, acks_late=True, throws=(JobFailed,))(_former_step)

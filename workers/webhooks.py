@@ -8,49 +8,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 import httpx
 import redis
 from celery import Task
 from loguru import logger
 
-from workers.celery_app import app
-from workers.jobs import JobRecord, job_key
+from jobcontract.callbacks import CallbackRefused, check_callback_url
+from jobcontract.keys import job_key, webhook_state_key
+from jobcontract.record import JobRecord
+from jobcontract.settings import worker_settings
+from workers.celery_app import WEBHOOK_TASK, app
 from workers.metrics import WorkerMetrics
-from workers.settings import get_settings
-
-WEBHOOK_TASK = "speechfleet.deliver_webhook"
-WEBHOOK_QUEUE = "webhooks"
-STATE_PREFIX = "speechfleet:webhook:"  # per job: 'delivering' (a claim with a TTL) or 'delivered'
-
-
-class CallbackRefused(ValueError):
-    pass
-
-
-def check_callback_url(url: str, allow_private: bool) -> None:
-    """http(s) only, and (unless allowed) no loopback, private, link-local or reserved address
-    behind the host name: the service must not become a way into its own network."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CallbackRefused("callback_url must be an http or https URL with a host")
-    if allow_private:
-        return
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)}
-    except (socket.gaierror, UnicodeError) as exc:
-        raise CallbackRefused(f"callback_url host {parts.hostname!r} does not resolve: {exc}") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
-            raise CallbackRefused(f"callback_url resolves to a non-public address ({ip}); "
-                                  "set SPEECHFLEET_WEBHOOK_ALLOW_PRIVATE=true to allow it")
 
 
 def signing_key(secret: str) -> bytes:
@@ -75,21 +47,17 @@ def job_event(record: JobRecord) -> dict:
 
 @lru_cache
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().redis_url, decode_responses=True)
-
-
-def enqueue_delivery(job_id: str) -> None:
-    app.send_task(WEBHOOK_TASK, args=(job_id,), queue=WEBHOOK_QUEUE, ignore_result=True)
+    return redis.Redis.from_url(worker_settings().redis_url, decode_responses=True)
 
 
 @app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, max_retries=None)
 def deliver_webhook(self: Task, job_id: str) -> str:
-    settings = get_settings()
+    settings = worker_settings()
     client = _client()
     raw = client.hgetall(job_key(job_id))
     if not raw or not raw.get("callback_url"):
         return "no job or no callback"
-    state_key = STATE_PREFIX + job_id
+    state_key = webhook_state_key(job_id)
     # the claim makes a second copy of this task (redelivery, duplicate enqueue) stand aside
     if not client.set(state_key, "delivering", nx=True, ex=int(settings.webhook_timeout_s) + 30):
         return "already delivered or being delivered"

@@ -10,13 +10,13 @@ import time
 import redis
 from loguru import logger
 
+from jobcontract.settings import WorkerSettings
 from speechmodels import ModelConfig, load_model
 from workers import runtime
 from workers.batcher import MicroBatcher
 from workers.liveness import Heartbeat, publish_card
 from workers.metrics import WorkerMetrics
 from workers.recovery import LostJobSweeper
-from workers.settings import Settings
 
 
 def pool_threads(configs: list[ModelConfig]) -> int:
@@ -24,7 +24,8 @@ def pool_threads(configs: list[ModelConfig]) -> int:
     return sum(2 * config.max_batch_size for config in configs)
 
 
-def run_worker(configs: list[ModelConfig], settings: Settings, device: str | None = None, loglevel: str = "INFO") -> None:
+def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str | None = None,
+               loglevel: str = "INFO") -> None:
     _pin_threads(settings)
     fleet_metrics = WorkerMetrics(redis.Redis.from_url(settings.redis_url))
     for config in configs:
@@ -84,11 +85,10 @@ def run_worker(configs: list[ModelConfig], settings: Settings, device: str | Non
     raise SystemExit(worker.exitcode or 0)
 
 
-def run_webhook_worker(settings: Settings, loglevel: str = "INFO", concurrency: int = 8) -> None:
+def run_webhook_worker(settings: WorkerSettings, loglevel: str = "INFO", concurrency: int = 8) -> None:
     """A worker for the ``webhooks`` queue only: deliveries wait on other people's servers, so
     they never take a model worker's batching threads."""
-    from workers.celery_app import app
-    from workers.webhooks import WEBHOOK_QUEUE
+    from workers.celery_app import WEBHOOK_QUEUE, app
 
     worker = app.Worker(hostname=f"webhooks@{socket.gethostname()}.{os.getpid()}", queues=[WEBHOOK_QUEUE],
                         pool="threads", concurrency=concurrency, loglevel=loglevel, without_gossip=True,
@@ -97,7 +97,7 @@ def run_webhook_worker(settings: Settings, loglevel: str = "INFO", concurrency: 
     raise SystemExit(worker.exitcode or 0)
 
 
-def _pin_threads(settings: Settings) -> None:
+def _pin_threads(settings: WorkerSettings) -> None:
     import torch
 
     threads = settings.torch_threads or os.cpu_count() or 1

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from api.dispatch import JobDispatcher, Preference, finished_job_body
 from api.errors import ErrorResponse
-from api.protocol import JobView
-from speechmodels import ModelConfig
+from api.protocol.jobs import JobView
+from jobcontract.payload import JobInput
+from jobcontract.plan import JobPlan
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -27,13 +28,10 @@ ASYNC_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def run_job(dispatcher: JobDispatcher, model: ModelConfig, capability: str, payload: dict[str, Any],
-                  preference: Preference, render: dict | None = None,
-                  callback_url: str | None = None, parts: int = 0, stages: list[dict] | None = None,
-                  head_capability: str | None = None, name: str | None = None) -> dict[str, Any] | Response:
+async def run_job(dispatcher: JobDispatcher, plan: JobPlan, job_input: JobInput, preference: Preference,
+                  render: dict | None = None, callback_url: str | None = None) -> dict[str, Any] | Response:
     """Queue the job; a 202 with the job for async requests, else the finished job's body."""
-    record = await dispatcher.submit(model, capability, payload, preference, render, callback_url, parts, stages,
-                                     head_capability, name)
+    record = await dispatcher.submit(plan, job_input, preference, render, callback_url)
     if preference.respond_async:
         return JSONResponse(JobView.of(record).model_dump(), status_code=202,
                             headers={"Location": f"/v1/jobs/{record.id}", "Preference-Applied": "respond-async"})

@@ -8,9 +8,9 @@ from fastapi.responses import JSONResponse
 from api.deps import DispatcherDep, JobStoreDep
 from api.dispatch import finished_job_body
 from api.errors import APIError, ErrorResponse, not_found
-from api.protocol import JobView
-from workers.jobs import JobRecord
-from workers.metrics import counter_key
+from api.protocol.jobs import JobView
+from jobcontract.metrics import counter_key
+from jobcontract.record import JobRecord
 
 router = APIRouter(tags=["jobs"])
 _ERRORS = {404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}}

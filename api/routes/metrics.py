@@ -13,7 +13,7 @@ from prometheus_client.core import (
 )
 
 from api.deps import CatalogDep, DispatcherDep
-from workers.metrics import COUNTERS, HISTOGRAMS, counter_key, histogram_key
+from jobcontract.metrics import COUNTERS, HISTOGRAMS, counter_key, histogram_key
 
 router = APIRouter(tags=["health"])
 

@@ -8,29 +8,12 @@ from fastapi import APIRouter, Request
 
 from api.catalog import ModelCatalog
 from api.deps import CatalogDep
-from api.protocol import LanguageOptions, ModelCard, ModelList, VoiceOptions
+from api.protocol.models import LanguageOptions, ModelCard, ModelList, VoiceOptions
+from jobcontract.capabilities import CAPABILITIES
+from jobcontract.keys import card_key
 from speechmodels import ModelConfig
-from speechmodels.registry import (
-    AUDIO_CONVERSION,
-    SPEAKER_EMBEDDING,
-    SPEECH_SYNTHESIS,
-    TRANSCRIPTION,
-    VAD,
-    VOICE_CONVERSION,
-)
-from workers.liveness import card_key
 
 router = APIRouter(tags=["models"])
-
-# capability -> the listing path HSE clients use for it
-CAPABILITY_LISTINGS = {
-    VAD: "/v1/audio/vad/models",
-    SPEAKER_EMBEDDING: "/v1/embed/models",
-    TRANSCRIPTION: "/v1/audio/transcriptions/models",
-    SPEECH_SYNTHESIS: "/v1/audio/speech/models",
-    AUDIO_CONVERSION: "/v1/audio/convert/models",
-    VOICE_CONVERSION: "/v1/voice/convert/models",
-}
 
 
 def model_card(catalog: ModelCatalog, config: ModelConfig, published: dict | None) -> ModelCard:
@@ -72,6 +55,8 @@ def _listing(capability: str):
     return list_capability_models
 
 
-for _capability, _path in CAPABILITY_LISTINGS.items():
-    router.add_api_route(_path, _listing(_capability), methods=["GET"], response_model=ModelList,
-                         name=f"list_{_capability}_models", summary=f"List models that do {_capability}")
+# the listing path HSE clients use for each capability that has one
+for _declared in CAPABILITIES.values():
+    if _declared.listing:
+        router.add_api_route(_declared.listing, _listing(_declared.name), methods=["GET"], response_model=ModelList,
+                             name=f"list_{_declared.name}_models", summary=f"List models that do {_declared.label}")

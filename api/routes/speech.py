@@ -1,98 +1,40 @@
 """POST /v1/audio/speech: HSE's TextToSpeechRequest (JSON envelope with base64 audio) and
 OpenAI's speech call (raw audio bytes), on one path.
 
-Text is cut into sentences here; the job runs them as a chord across the model's workers
-and joins them (``workers.assembly``), or streams them as they finish (``api.speech_stream``).
+A model's text is cut into sentences here; the job runs them as parts across the model's
+workers and joins them, or streams them as they finish (``api.speech_stream``). A toolchain
+(voice cloning) runs its steps in order on the whole text.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.audio_input import read_audio, read_embedding, read_vad_segments
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
-from api.filters import filter_stages
-from api.protocol import (
-    AudioFormatName,
-    AudioOutputOptions,
-    CallbackOption,
-    PostGenerationFilter,
-)
+from api.filters import filter_steps
+from api.protocol.common import DataEnvelope
+from api.protocol.speech import OPENAI_STOCK_VOICES, GenerationOptions, OutputOptions, SpeechRequest
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from api.speech_stream import stream_speech
+from jobcontract.keys import card_key
+from jobcontract.payload import AudioOutput, JobInput
+from jobcontract.plan import JobPlan
 from speechmodels.encoding import AUDIO_FORMATS
 from speechmodels.registry import SPEECH_SYNTHESIS
 from speechmodels.tts import split_sentences
-from workers.liveness import card_key
 
 router = APIRouter(tags=["text to speech"])
 
-# OpenAI's built-in voice names: an OpenAI client always sends one, so they mean "the model's
-# default voice" rather than an error
-OPENAI_STOCK_VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
-                                 "shimmer", "verse", "marin", "cedar"})
-HSE_ONLY_FIELDS = ("mode", "language", "generation_options", "output_options", "input_audio", "input_embedding",
-                   "input_vad_data", "post_generation_filters")
-
-
-class GenerationOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    speed: float | None = Field(default=None, ge=0.25, le=4.0)
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    pitch: float | None = None
-    energy: float | None = None
-
-
-class OutputOptions(AudioOutputOptions):
-    stream: bool = Field(default=False, description="chunked audio as each sentence is ready")
-
-
-class SpeechRequest(CallbackOption):
-    model: str
-    input: str = Field(max_length=1_000_000, description="the text; the configured maximum applies")
-    voice: str | None = Field(default=None, max_length=128)
-    # HSE
-    mode: Literal["single_speaker_tts", "multi_speaker_tts", "voice_cloning"] | None = None
-    language: str | None = Field(default=None, max_length=32)
-    input_audio: str | None = Field(default=None, description="reference audio for voice cloning (toolchains)")
-    input_embedding: str | None = None
-    input_vad_data: str | None = Field(default=None, max_length=1_000_000,
-                                       description="input_audio's speech segments (JSON, seconds), as /v1/audio/vad "
-                                       "returns them: skips the toolchain's VAD step")
-    generation_options: GenerationOptions | None = None
-    output_options: OutputOptions | None = None
-    post_generation_filters: list[PostGenerationFilter] | None = Field(default=None, max_length=8)
-    # OpenAI
-    response_format: AudioFormatName | None = Field(default=None, description="mp3 when unset (OpenAI calls)")
-    speed: float | None = Field(default=None, ge=0.25, le=4.0)
-    stream_format: Literal["audio", "sse"] | None = None
-    instructions: str | None = Field(default=None, max_length=4096, description="accepted; these models ignore it")
-
-    @property
-    def hse_dialect(self) -> bool:
-        """HSE clients get HSE's JSON envelope; OpenAI calls (none of HSE's own fields) get bytes."""
-        return any(name in self.model_fields_set for name in HSE_ONLY_FIELDS)
-
-
-class SpeechResponse(BaseModel):
-    id: str
-    model: str
-    created: int
-    data: str = Field(description="base64 of the audio file")
-
-
 _AUDIO_RESPONSES = {200: {"content": {fmt.content_type: {} for fmt in AUDIO_FORMATS.values()},
-                          "model": SpeechResponse,
+                          "model": DataEnvelope,
                           "description": "raw audio (OpenAI calls) or HSE's JSON envelope with base64 audio"}}
 
 
-@router.post("/v1/audio/speech", response_model=SpeechResponse,
+@router.post("/v1/audio/speech", response_model=DataEnvelope,
              responses={**ERROR_RESPONSES, **ASYNC_RESPONSE, **_AUDIO_RESPONSES})
 async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogDep, dispatcher: DispatcherDep,
                         settings: SettingsDep, preference: PreferenceDep):
@@ -102,66 +44,66 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
     if len(text) > settings.max_speech_chars:
         raise APIError(400, f"input is {len(text)} characters; the limit is {settings.max_speech_chars}",
                        reason="input_too_long", param="input")
-    stages = filter_stages(catalog, body.post_generation_filters)
-    output = body.output_options or OutputOptions()
+    filters = filter_steps(catalog, body.post_generation_filters)
+    if filters and body.streamed:
+        raise APIError(400, "post_generation_filters work on the whole audio and cannot be streamed",
+                       reason="unsupported_stream", param="post_generation_filters")
     hse = body.hse_dialect
-    format_name = (output.format or "wav") if hse else (body.response_format or "mp3")
+    options = body.output_options or OutputOptions()
+    output = AudioOutput((options.format or "wav") if hse else (body.response_format or "mp3"), options.sample_rate)
     generation = body.generation_options or GenerationOptions()
-    shared = {"language": body.language, "speed": body.speed or generation.speed or 1.0, "seed": generation.seed,
-              "output": {"format": format_name, "sample_rate": output.sample_rate}}
+    # what the caller left unset is the family's own default (pitch 1, energy 1, ...); unknown
+    # options are not passed on: they could stand in for fields only steps may fill
+    shared = {**generation.model_dump(include={"seed", "pitch", "energy"}, exclude_none=True),
+              "language": body.language, "speed": body.speed or generation.speed or 1.0}
     render = {"dialect": "hse" if hse else "openai"}
     if catalog.is_toolchain(body.model):
-        return await _clone_voice(request, body, catalog, dispatcher, settings, preference, text, shared, render,
-                                  stages)
-    model = catalog.require(body.model, SPEECH_SYNTHESIS, "text to speech")
+        return await _clone_voice(request, body, catalog, dispatcher, settings, preference,
+                                  {**shared, "text": text}, output, render, filters)
+    model = catalog.require(body.model, SPEECH_SYNTHESIS)
     if body.mode == "voice_cloning" or body.input_audio or body.input_embedding:
         raise APIError(400, f"model '{model.name}' speaks with its own voices and cannot clone one; "
                        "clone with a toolchain such as harmonyspeech", reason="unsupported_mode", param="mode")
-    voice = await _checked_voice(request, model.name, body)
+    shared["voice"] = await _checked_voice(request, model.name, body)
     sentences = split_sentences(text)
-    payload = {**shared, "voice": voice, "parts": [{"text": sentence} for sentence in sentences]}
-    if body.stream_format or output.stream:
-        if stages:
-            raise APIError(400, "post_generation_filters work on the whole audio and cannot be streamed",
-                           reason="unsupported_stream", param="post_generation_filters")
-        return await stream_speech(dispatcher, model, payload, preference, render,
+    plan = JobPlan.build(model.name, SPEECH_SYNTHESIS, [(model.name, SPEECH_SYNTHESIS), *filters],
+                         parts=len(sentences))
+    job_input = JobInput(shared, parts=[{"text": sentence} for sentence in sentences], output=output)
+    if body.streamed:
+        return await stream_speech(dispatcher, plan, job_input, preference, render,
                                    sse=body.stream_format == "sse", callback_url=body.callback_url)
-    return await run_job(dispatcher, model, SPEECH_SYNTHESIS, payload, preference, render,
-                         callback_url=body.callback_url, parts=len(sentences), stages=stages)
+    return await run_job(dispatcher, plan, job_input, preference, render, callback_url=body.callback_url)
 
 
-async def _clone_voice(request: Request, body: SpeechRequest, catalog, dispatcher, settings, preference, text: str,
-                       shared: dict, render: dict, stages: list[dict]):
+async def _clone_voice(request: Request, body: SpeechRequest, catalog, dispatcher, settings, preference,
+                       shared: dict, output: AudioOutput, render: dict, filters: list[tuple[str, str]]):
     """A voice-cloning toolchain (harmonyspeech, openvoice_v1): the reference clip goes
     through the toolchain's VAD and encoder steps; a request that brings the embedding (or
     the clip's VAD segments) skips them."""
     provided = frozenset(name for name in ("input_embedding", "input_vad_data") if getattr(body, name))
-    plan = catalog.plan(body.model, SPEECH_SYNTHESIS, "text to speech", provided=provided)
-    if body.stream_format or (body.output_options and body.output_options.stream):
+    chain = catalog.chain(body.model, SPEECH_SYNTHESIS, provided=provided)
+    if body.streamed:
         raise APIError(400, f"toolchain '{body.model}' answers with the whole audio; it cannot stream",
                        reason="unsupported_stream", param="stream_format")
     # a base speaker's voice (a style, a MeloTTS speaker) is checked now, not after the VAD
     # and encoder steps have run
     voice = body.voice
-    for step in plan.steps:
-        if step["capability"] == SPEECH_SYNTHESIS:
-            voice = await _checked_voice(request, step["model"], body)
-    generation = body.generation_options or GenerationOptions()
-    payload = {**shared, **plan.fields, "text": text, "voice": voice,
-               "pitch": generation.pitch if generation.pitch is not None else 1.0,
-               "energy": generation.energy if generation.energy is not None else 1.0}
+    for model, step_capability in chain.links:
+        if step_capability == SPEECH_SYNTHESIS:
+            voice = await _checked_voice(request, model.name, body)
+    fields = {**shared, **chain.fields, "voice": voice}
     if body.input_embedding:
-        payload["embedding"] = read_embedding(body.input_embedding, "input_embedding")
+        fields["embedding"] = read_embedding(body.input_embedding, "input_embedding")
     elif body.input_audio:
-        payload["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
+        fields["audio"] = await read_audio(body.input_audio, settings.max_audio_seconds)
         if body.input_vad_data:
-            payload["vad_segments"] = read_vad_segments(body.input_vad_data, settings.max_audio_seconds)
+            fields["vad_segments"] = read_vad_segments(body.input_vad_data, settings.max_audio_seconds)
     else:
         raise APIError(400, f"toolchain '{body.model}' clones a voice: send input_audio (a reference clip) or "
                        "input_embedding", reason="missing_reference", param="input_audio")
-    return await run_job(dispatcher, plan.head, SPEECH_SYNTHESIS, payload, preference, render,
-                         callback_url=body.callback_url, stages=plan.stages + stages,
-                         head_capability=plan.head_capability, name=plan.name)
+    plan = JobPlan.build(chain.name, SPEECH_SYNTHESIS, chain.steps + filters)
+    return await run_job(dispatcher, plan, JobInput(fields, output=output), preference, render,
+                         callback_url=body.callback_url)
 
 
 async def _checked_voice(request: Request, model_name: str, body: SpeechRequest) -> str | None:

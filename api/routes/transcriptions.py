@@ -3,44 +3,23 @@ POST /v1/audio/translations (OpenAI multipart)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from api.audio_input import check_audio, read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError, ErrorResponse
-from api.protocol import CallbackOption
+from api.protocol.transcription import HSETranscriptionRequest, OpenAITranscriptionForm
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
+from jobcontract.payload import JobInput
+from jobcontract.plan import JobPlan
 from speechmodels.registry import TRANSCRIPTION
 
 router = APIRouter(tags=["speech to text"])
 _RESPONSES = {**ERROR_RESPONSES, **ASYNC_RESPONSE,
               415: {"model": ErrorResponse, "description": "neither multipart/form-data nor application/json"}}
-
-
-class HSETranscriptionRequest(CallbackOption):
-    """HSE's SpeechTranscribeRequest."""
-
-    model: str
-    input_audio: str = Field(description="base64 audio")
-    get_language: bool = False
-    get_timestamps: bool = False
-    language: str | None = Field(default=None, description="speechfleet extension: skip language detection")
-
-
-class OpenAITranscriptionForm(CallbackOption):
-    """The multipart fields of OpenAI's transcription and translation calls (besides ``file``)."""
-
-    model: str
-    language: str | None = None
-    prompt: str | None = Field(default=None, max_length=2000)
-    response_format: Literal["json", "text", "srt", "vtt", "verbose_json"] = "json"
-    temperature: float = Field(default=0.0, ge=0.0, le=1.0)
-    timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
 
 
 def _invalid(exc: ValidationError) -> APIError:
@@ -93,11 +72,11 @@ async def transcribe(request: Request, catalog: CatalogDep, dispatcher: Dispatch
             body = HSETranscriptionRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _invalid(exc) from None
-        model = catalog.require(body.model, TRANSCRIPTION, "speech-to-text")
-        payload = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds), "task": "transcribe",
-                   "language": body.language}
+        model = catalog.require(body.model, TRANSCRIPTION)
+        request_fields = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds),
+                          "task": "transcribe", "language": body.language}
         render = {"dialect": "hse", "get_language": body.get_language, "get_timestamps": body.get_timestamps}
-        return await run_job(dispatcher, model, TRANSCRIPTION, payload, preference, render,
+        return await run_job(dispatcher, _plan(model.name), JobInput(request_fields), preference, render,
                              callback_url=body.callback_url)
     raise APIError(415, "send multipart/form-data (OpenAI) or application/json (HSE)", reason="unsupported_media_type")
 
@@ -115,10 +94,14 @@ async def translate(request: Request, catalog: CatalogDep, dispatcher: Dispatche
 
 async def _openai_call(request, task, catalog, dispatcher, settings, preference):
     form, data = await _openai_form(request, settings.max_audio_seconds)
-    model = catalog.require(form.model, TRANSCRIPTION, "speech-to-text")
-    payload = {"audio": data, "task": task, "language": None if task == "translate" else form.language,
-               "prompt": form.prompt, "temperature": form.temperature,
-               "word_timestamps": "word" in form.timestamp_granularities}
+    model = catalog.require(form.model, TRANSCRIPTION)
+    request_fields = {"audio": data, "task": task, "language": None if task == "translate" else form.language,
+                      "prompt": form.prompt, "temperature": form.temperature,
+                      "word_timestamps": "word" in form.timestamp_granularities}
     render = {"dialect": "openai", "format": form.response_format, "granularities": form.timestamp_granularities}
-    return await run_job(dispatcher, model, TRANSCRIPTION, payload, preference, render,
+    return await run_job(dispatcher, _plan(model.name), JobInput(request_fields), preference, render,
                          callback_url=form.callback_url)
+
+
+def _plan(model_name: str) -> JobPlan:
+    return JobPlan.build(model_name, TRANSCRIPTION, [(model_name, TRANSCRIPTION)])

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.fleet import Fleet
-from workers.settings import Settings
+from jobcontract.settings import APISettings
 
 KEYS = "key-one,key-two"
 LIMIT = 8
@@ -76,5 +76,5 @@ def test_rate_limit_is_shared_by_api_replicas(guarded):
 def test_production_refuses_to_run_open(monkeypatch):
     monkeypatch.delenv("SPEECHFLEET_API_KEYS", raising=False)
     with pytest.raises(ValueError, match="API_KEYS"):
-        Settings(environment="production")
-    assert Settings(environment="production", api_keys="k1").api_keys == ["k1"]
+        APISettings(environment="production")
+    assert APISettings(environment="production", api_keys="k1").api_keys == ["k1"]

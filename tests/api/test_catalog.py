@@ -20,29 +20,29 @@ VOCODER = ModelConfig(name="vf-b", model="x", model_type="VoiceFixerVocoder")
 DENOISER = ModelConfig(name="rnnoise", model="package:pyrnnoise", model_type="RNNoiseDenoiser")
 
 
-def test_a_complete_toolchain_plans_its_steps_in_order():
-    plan = ModelCatalog([VOCODER, RESTORER]).plan("voicefixer", AUDIO_CONVERSION, "audio conversion")
-    assert plan.name == "voicefixer" and plan.head.name == "vf-a" and plan.head_capability == MEL_RESTORATION
-    assert plan.steps == [{"model": "vf-a", "capability": MEL_RESTORATION}, {"model": "vf-b", "capability": MEL_VOCODING}]
+def test_a_complete_toolchain_chains_its_steps_in_order():
+    chain = ModelCatalog([VOCODER, RESTORER]).chain("voicefixer", AUDIO_CONVERSION)
+    assert chain.name == "voicefixer" and chain.head.name == "vf-a" and chain.head_capability == MEL_RESTORATION
+    assert chain.steps == [("vf-a", MEL_RESTORATION), ("vf-b", MEL_VOCODING)]
 
 
 def test_an_incomplete_toolchain_is_a_404_that_names_what_is_missing():
     catalog = ModelCatalog([RESTORER, DENOISER])
     with pytest.raises(APIError) as missing:
-        catalog.plan("voicefixer", AUDIO_CONVERSION, "audio conversion")
+        catalog.chain("voicefixer", AUDIO_CONVERSION)
     assert missing.value.status == 404 and "VoiceFixerVocoder" in missing.value.message
     assert catalog.toolchains() == []
 
 
 def test_a_toolchain_for_another_capability_is_a_400():
     with pytest.raises(APIError) as wrong:
-        ModelCatalog([RESTORER, VOCODER]).plan("voicefixer", SPEECH_SYNTHESIS, "text to speech")
+        ModelCatalog([RESTORER, VOCODER]).chain("voicefixer", SPEECH_SYNTHESIS)
     assert wrong.value.status == 400
 
 
 def test_a_plain_model_is_its_own_single_step():
-    plan = ModelCatalog([DENOISER]).plan("rnnoise", AUDIO_CONVERSION, "audio conversion")
-    assert plan.steps == [{"model": "rnnoise", "capability": AUDIO_CONVERSION}]
+    chain = ModelCatalog([DENOISER]).chain("rnnoise", AUDIO_CONVERSION)
+    assert chain.steps == [("rnnoise", AUDIO_CONVERSION)]
 
 
 def test_a_toolchain_prefers_the_models_of_one_repo():
@@ -50,8 +50,8 @@ def test_a_toolchain_prefers_the_models_of_one_repo():
     other = ModelConfig(name="resemblyzer", model="package:resemblyzer", model_type="HarmonySpeechEncoder")
     parts = [ModelConfig(name=f"hs-{p}", model="harmony-ai/harmony-speech-v1", model_type=f"HarmonySpeech{p.title()}")
              for p in ("encoder", "synthesizer", "vocoder")]
-    plan = ModelCatalog([other, *parts]).plan("harmonyspeech", SPEECH_SYNTHESIS, "text to speech")
-    assert [step["model"] for step in plan.steps] == ["hs-encoder", "hs-synthesizer", "hs-vocoder"]
+    chain = ModelCatalog([other, *parts]).chain("harmonyspeech", SPEECH_SYNTHESIS)
+    assert [model for model, _ in chain.steps] == ["hs-encoder", "hs-synthesizer", "hs-vocoder"]
 
 
 OPENVOICE_V1 = [ModelConfig(name=f"ov1-{part}", model="myshell-ai/openvoice", model_type=family)
@@ -62,33 +62,33 @@ SILERO = ModelConfig(name="silero-vad", model="package:silero_vad", model_type="
 
 
 def test_openvoice_v1_clones_in_four_steps_with_any_vad_model():
-    plan = ModelCatalog([*OPENVOICE_V1, SILERO]).plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
-    assert [(step["model"], step["capability"]) for step in plan.steps] == [
+    chain = ModelCatalog([*OPENVOICE_V1, SILERO]).chain("openvoice_v1", SPEECH_SYNTHESIS)
+    assert chain.steps == [
         ("silero-vad", VAD), ("ov1-encoder", SPEAKER_EMBEDDING), ("ov1-synthesizer", SPEECH_SYNTHESIS),
         ("ov1-converter", VOICE_CONVERSION)]
     # the VAD step must hand on its segments, in seconds (and a Whisper model must do VAD)
-    assert plan.fields == {"get_timestamps": True, "return_seconds": True, "task": "vad"}
+    assert chain.fields == {"get_timestamps": True, "return_seconds": True, "task": "vad"}
 
 
 def test_brought_vad_data_or_embedding_skips_the_steps_they_stand_in_for():
     catalog = ModelCatalog([*OPENVOICE_V1, SILERO])
-    with_segments = catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "tts", provided=frozenset({"input_vad_data"}))
-    assert [step["model"] for step in with_segments.steps] == ["ov1-encoder", "ov1-synthesizer", "ov1-converter"]
+    with_segments = catalog.chain("openvoice_v1", SPEECH_SYNTHESIS, provided=frozenset({"input_vad_data"}))
+    assert [model for model, _ in with_segments.steps] == ["ov1-encoder", "ov1-synthesizer", "ov1-converter"]
     assert with_segments.fields == {}
-    with_embedding = catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "tts", provided=frozenset({"input_embedding"}))
-    assert [step["model"] for step in with_embedding.steps] == ["ov1-synthesizer", "ov1-converter"]
+    with_embedding = catalog.chain("openvoice_v1", SPEECH_SYNTHESIS, provided=frozenset({"input_embedding"}))
+    assert [model for model, _ in with_embedding.steps] == ["ov1-synthesizer", "ov1-converter"]
 
 
 def test_one_toolchain_converts_voices_on_its_own_route():
     catalog = ModelCatalog([*OPENVOICE_V1[:2], SILERO])  # no base speaker: conversion only
-    plan = catalog.plan("openvoice_v1", VOICE_CONVERSION, "voice conversion")
-    assert [step["model"] for step in plan.steps] == ["silero-vad", "ov1-encoder", "ov1-converter"]
+    chain = catalog.chain("openvoice_v1", VOICE_CONVERSION)
+    assert [model for model, _ in chain.steps] == ["silero-vad", "ov1-encoder", "ov1-converter"]
     with pytest.raises(APIError) as missing:
-        catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
+        catalog.chain("openvoice_v1", SPEECH_SYNTHESIS)
     assert missing.value.status == 404 and "OpenVoiceV1Synthesizer" in missing.value.message
     [(toolchain, routes)] = catalog.toolchains()
     assert toolchain.name == "openvoice_v1" and list(routes) == [VOICE_CONVERSION]
-    assert catalog.member("openvoice_v1", SPEAKER_EMBEDDING, "speaker embedding").name == "ov1-encoder"
+    assert catalog.member("openvoice_v1", SPEAKER_EMBEDDING).name == "ov1-encoder"
     # listed for embeddings (its own encoder), not for the VAD any model does for it
     assert [t.name for t, _ in catalog.toolchains(SPEAKER_EMBEDDING)] == ["openvoice_v1"]
     assert catalog.toolchains(VAD) == []
@@ -97,15 +97,15 @@ def test_one_toolchain_converts_voices_on_its_own_route():
 def test_a_vad_step_needs_some_vad_model_unless_the_request_skips_it():
     catalog = ModelCatalog(OPENVOICE_V1)
     with pytest.raises(APIError) as missing:
-        catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "text to speech")
+        catalog.chain("openvoice_v1", SPEECH_SYNTHESIS)
     assert missing.value.status == 404 and "any vad model" in missing.value.message
-    embedded = catalog.plan("openvoice_v1", SPEECH_SYNTHESIS, "tts", provided=frozenset({"input_embedding"}))
-    assert [step["model"] for step in embedded.steps] == ["ov1-synthesizer", "ov1-converter"]
+    embedded = catalog.chain("openvoice_v1", SPEECH_SYNTHESIS, provided=frozenset({"input_embedding"}))
+    assert [model for model, _ in embedded.steps] == ["ov1-synthesizer", "ov1-converter"]
 
 
 def test_a_vad_step_prefers_a_model_that_only_does_vad():
     whisper = ModelConfig(name="whisper", model="x", model_type="FasterWhisper")  # transcribes and does VAD
-    plan = ModelCatalog([whisper, *OPENVOICE_V1, SILERO]).plan("openvoice_v1", VOICE_CONVERSION, "voice conversion")
-    assert plan.steps[0] == {"model": "silero-vad", "capability": VAD}
-    plan = ModelCatalog([whisper, *OPENVOICE_V1]).plan("openvoice_v1", VOICE_CONVERSION, "voice conversion")
-    assert plan.steps[0] == {"model": "whisper", "capability": VAD} and plan.fields["task"] == "vad"
+    chain = ModelCatalog([whisper, *OPENVOICE_V1, SILERO]).chain("openvoice_v1", VOICE_CONVERSION)
+    assert chain.steps[0] == ("silero-vad", VAD)
+    chain = ModelCatalog([whisper, *OPENVOICE_V1]).chain("openvoice_v1", VOICE_CONVERSION)
+    assert chain.steps[0] == ("whisper", VAD) and chain.fields["task"] == "vad"

@@ -104,10 +104,12 @@ def test_voicefixer_honours_output_options_and_serves_as_a_speech_filter(client)
                                                       "output_options": {"format": "mp3", "sample_rate": 16_000}})
     assert response.status_code == 200, response.text
     assert audio.probe(base64.b64decode(response.json()["data"])).sample_rate == 16_000
+    # no HSE-only field: an OpenAI-style call, answered with MP3 bytes, filters or not
     speech = client.post("/v1/audio/speech", json={"model": "piper", "input": "Restore me, please.", "voice": "joe",
                                                    "post_generation_filters": [{"model": "voicefixer"}]})
     assert speech.status_code == 200, speech.text
-    steps = client.get(f"/v1/jobs/{speech.json()['id']}").json()["steps"]
+    assert speech.headers["content-type"] == "audio/mpeg" and audio.probe(speech.content).duration_s > 0.5
+    steps = client.get(f"/v1/jobs/{speech.headers['x-job-id']}").json()["steps"]
     assert [step["name"] for step in steps] == ["piper[0]", "join", "vf-restorer", "vf-vocoder"]
 
 

@@ -120,3 +120,17 @@ def test_the_job_behind_a_504_finishes(client):
                            json={"model": "vad-aux", "input_audio": noise})
     assert response.status_code == 504, response.text
     assert poll(client, response.json()["job_id"])["status"] == "succeeded"  # the job kept running
+
+
+def test_a_job_recorded_by_an_older_version_is_a_clear_410(client, redis_server):
+    """A record written before job plans (a rolling deploy) is not misread or a 500."""
+    import redis
+
+    from jobcontract.keys import job_key
+
+    old = redis.Redis.from_url(redis_server.url)
+    old.hset(job_key("pre-plan-job"), mapping={"id": "pre-plan-job", "model": "silero-vad", "capability": "vad",
+                                               "status": "queued", "created_at": repr(time.time()), "parts": "0"})
+    old.expire(job_key("pre-plan-job"), 60)
+    response = client.get("/v1/jobs/pre-plan-job")
+    assert response.status_code == 410 and response.json()["reason"] == "job_format_unsupported"

@@ -3,7 +3,8 @@ def test_model_cards(client):
     assert listing["object"] == "list"
     cards = {card["id"]: card for card in listing["data"]}
     toolchains = {"voicefixer", "harmonyspeech", "openvoice_v1", "openvoice_v2"}
-    assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "piper", "rnnoise", "vf-restorer",
+    assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "whisper-base", "piper", "rnnoise",
+                          "vf-restorer",
                           "vf-vocoder", "hs-encoder", "hs-synthesizer", "hs-vocoder", "ov-encoder", "ov-converter",
                           "ov-melo", "ov1-encoder", "ov1-converter", "ov1-synthesizer", *toolchains}
     for card in cards.values():
@@ -11,11 +12,12 @@ def test_model_cards(client):
         assert isinstance(card["created"], int) and card["owned_by"]
         assert isinstance(card["languages"], list)
     vad_models = [card["id"] for card in client.get("/v1/audio/vad/models").json()["data"]]
-    assert sorted(vad_models) == ["silero-vad", "vad-aux", "whisper"]  # HSE lets Whisper models do VAD
+    assert sorted(vad_models) == ["silero-vad", "vad-aux", "whisper", "whisper-base"]  # HSE lets Whisper do VAD
     assert [card["id"] for card in client.get("/v1/embed/models").json()["data"]] == [
         "harmonyspeech-encoder", "hs-encoder", "ov-encoder", "ov1-encoder", "harmonyspeech", "openvoice_v1",
         "openvoice_v2"]
-    assert [card["id"] for card in client.get("/v1/audio/transcriptions/models").json()["data"]] == ["whisper"]
+    assert [card["id"] for card in client.get("/v1/audio/transcriptions/models").json()["data"]] == [
+        "whisper", "whisper-base"]
 
 
 def test_health_ready_version_docs_openapi(client):

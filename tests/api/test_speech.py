@@ -63,6 +63,20 @@ def test_openai_sdk_gets_playable_audio_in_every_format(sdk, response_format):
     assert np.sqrt(np.mean(samples ** 2)) > 0.02  # speech, not silence
 
 
+def test_an_openai_call_with_a_filter_stays_an_openai_call(sdk, client):
+    """post_generation_filters through extra_body: OpenAI's answer (MP3 bytes, stock voice
+    accepted), with the filter as one more step of the job."""
+    raw = sdk.audio.speech.with_raw_response.create(
+        model="piper", voice="alloy", input=SENTENCE, response_format="mp3",
+        extra_body={"post_generation_filters": [{"model": "rnnoise"}]})
+    assert raw.headers["content-type"] == "audio/mpeg"
+    data = raw.content
+    assert audio.probe(data).format.lower() == "mp3" and 1.5 < audio.probe(data).duration_s < 5.0
+    job = client.get(f"/v1/jobs/{raw.headers['x-job-id']}").json()
+    assert [step["name"] for step in job["steps"]] == ["piper[0]", "join", "rnnoise"]
+    assert job["steps"][-1]["queue"] == "model.rnnoise" and job["status"] == "succeeded"
+
+
 def test_round_trip_through_the_transcription_model_recovers_the_words(sdk):
     speech = sdk.audio.speech.create(model="piper", voice="joe", input=SENTENCE, response_format="wav").content
     text = sdk.audio.transcriptions.create(model="whisper", file=("speech.wav", speech), response_format="text")

@@ -92,6 +92,26 @@ def test_voice_conversion_with_an_embedding_runs_the_converter_alone(client):
         assert [name for name, _ in _steps(client, response.json()["id"])] == ["ov-converter"]
 
 
+def test_a_tau_of_zero_is_zero_not_the_default(client):
+    """tau scales the noise drawn for the source's latent: at 0 two runs agree exactly; left
+    unset (0.3, the converter's default) they differ."""
+    embedded = client.post("/v1/embed/speaker", json={"model": "openvoice_v2",
+                                                      "input_audio": b64_audio("cmu_arctic_us_aew_a0003.wav")})
+    assert embedded.status_code == 200, embedded.text
+
+    def convert(**options) -> np.ndarray:
+        response = client.post("/v1/voice/convert", json={
+            "model": "ov-converter", "source_audio": b64_audio("cmu_arctic_us_axb_a0005.wav"),
+            "target_embedding": embedded.json()["data"], **options})
+        assert response.status_code == 200, response.text
+        return _wav(response.json())[0]
+
+    zero = [convert(generation_options={"tau": 0.0}) for _ in range(2)]
+    assert np.array_equal(zero[0], zero[1])
+    default = [convert() for _ in range(2)]
+    assert not np.array_equal(default[0], default[1])
+
+
 def test_voice_conversion_requests_that_cannot_run_are_4xx(client):
     source = b64_audio("cmu_arctic_us_axb_a0005.wav")
     no_target = client.post("/v1/voice/convert", json={"model": "openvoice_v2", "source_audio": source})

@@ -7,9 +7,10 @@ import pytest
 import redis
 from celery import Celery, chain, chord
 
-from tests.fleet import create_job, fixture_audio
-from workers.celery_app import INFER_TASK
-from workers.jobs import job_key
+from jobcontract.keys import job_key
+from jobcontract.payload import JobInput
+from tests.fleet import create_job, fixture_audio, single_step_plan
+from workers.celery_app import STEP_TASK
 
 
 @pytest.fixture
@@ -19,8 +20,8 @@ def canvas(fleet, redis_server):
     client = redis.Redis.from_url(redis_server.url)
 
     def step(job_id: str, model: str, capability: str, payload: dict, **options):
-        create_job(client, job_id, model, capability, payload)
-        return app.signature(INFER_TASK, args=(job_id, model, capability, 0), immutable=True,
+        create_job(client, job_id, single_step_plan(model, capability), JobInput(payload))
+        return app.signature(STEP_TASK, args=(job_id, 0), immutable=True,
                              queue=f"model.{model}", task_id=job_id, **options)
 
     def finished(job_id: str) -> dict:

@@ -11,16 +11,17 @@ import redis
 import soundfile
 from celery import Celery
 
+from jobcontract.keys import PENDING_KEY, SWEEPER_LOCK_KEY, job_key, step_field, step_output_key
+from jobcontract.payload import AudioOutput, JobInput
+from jobcontract.plan import JobPlan
+from jobcontract.priorities import queue_keys
 from speechmodels.tts import SynthesizedSpeech, fade_edges
-from tests.fleet import create_job, fixture_audio
-from workers.jobs import PENDING_KEY, job_key, part_key, step_field
-from workers.priorities import queue_keys
+from tests.fleet import create_job, fixture_audio, single_step_plan
 from workers.recovery import UNACKED_KEY, LostJobSweeper
-from workers.wire import pack_audio
 
 
 def orphan_job(client: redis.Redis, job_id: str, model: str, payload: dict, age_s: float) -> None:
-    create_job(client, job_id, model, "vad", payload, age_s)
+    create_job(client, job_id, single_step_plan(model, "vad"), JobInput(payload), age_s)
 
 
 def fake_message(job_id: str) -> str:
@@ -42,7 +43,8 @@ def test_sweeper_resends_only_jobs_with_no_message(private_redis, celery_for):
         orphan_job(client, job_id, "sweep-test", {"audio": b"x"}, age_s=0 if job_id == "fresh" else 100)
     client.lpush("model.sweep-test", fake_message("in-queue"))
     client.hset(UNACKED_KEY, "tag-1", json.dumps([json.loads(fake_message("in-unacked")), "", "model.sweep-test"]))
-    client.hset(job_key("done"), mapping={"status": "succeeded", "model": "sweep-test", "capability": "vad"})
+    done_plan = single_step_plan("sweep-test", "vad").to_json()
+    client.hset(job_key("done"), mapping={"status": "succeeded", "plan": done_plan})
     client.zadd(PENDING_KEY, {"done": 0})
 
     sweeper = LostJobSweeper(client, celery_for, "w1", quiet_after_s=30, interval_s=1)
@@ -53,14 +55,14 @@ def test_sweeper_resends_only_jobs_with_no_message(private_redis, celery_for):
     assert sorted(queued) == ["in-queue", "lost"]
     assert client.zscore(PENDING_KEY, "done") is None  # finished jobs leave the watch list
     assert client.zscore(PENDING_KEY, "lost") > time.time() - 5  # and resent ones are quiet from now
-    client.delete(LOCK := "speechfleet:lost-job-sweeper")
+    client.delete(SWEEPER_LOCK_KEY)
     assert sweeper.sweep() == []  # nothing is quiet any more
-    client.delete(LOCK, UNACKED_KEY, "model.sweep-test", PENDING_KEY)
+    client.delete(SWEEPER_LOCK_KEY, UNACKED_KEY, "model.sweep-test", PENDING_KEY)
 
 
 def test_only_one_worker_sweeps_at_a_time(private_redis, celery_for):
     client = redis.Redis.from_url(private_redis.url, decode_responses=True)
-    client.delete("speechfleet:lost-job-sweeper")
+    client.delete(SWEEPER_LOCK_KEY)
     orphan_job(client, "lonely", "sweep-test-2", {"audio": b"x"}, age_s=100)
     first = LostJobSweeper(client, celery_for, "w1", quiet_after_s=30, interval_s=5)
     second = LostJobSweeper(client, celery_for, "w2", quiet_after_s=30, interval_s=5)
@@ -86,12 +88,14 @@ def test_a_chord_whose_messages_were_lost_is_sent_again_whole(fleet, redis_serve
     the sweeper sends the chord again, the done sentence is not synthesised twice, and the
     join assembles all three."""
     client = redis.Redis.from_url(redis_server.url)
-    payload = {"voice": None, "speed": 1.0, "output": {"format": "wav"},
-               "parts": [{"text": "First sentence."}, {"text": "Second sentence."}, {"text": "Third one."}]}
-    create_job(client, "orphan-chord", "piper", "tts", payload, age_s=60, parts=3, render={"dialect": "openai"})
+    job_input = JobInput({"voice": None, "speed": 1.0},
+                         parts=[{"text": "First sentence."}, {"text": "Second sentence."}, {"text": "Third one."}],
+                         output=AudioOutput("wav"))
+    plan = JobPlan.build("piper", "tts", [("piper", "tts")], parts=3)
+    create_job(client, "orphan-chord", plan, job_input, age_s=60, render={"dialect": "openai"})
     # the first sentence's stored output: a tone no voice makes, to find in the joined audio
     tone = (0.25 * np.sin(2 * np.pi * 1000 * np.arange(2205) / 22_050)).astype(np.float32)
-    client.set(part_key("orphan-chord", 0), pack_audio(SynthesizedSpeech(tone, 22_050)))
+    client.set(step_output_key("orphan-chord", 0), SynthesizedSpeech(tone, 22_050).to_bytes())
     client.hset(job_key("orphan-chord"), mapping={
         "status": "running", step_field(0): json.dumps({"name": "piper[0]", "model": "piper", "queue": "model.piper",
                                                         "status": "succeeded"})})

@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from jobcontract.callbacks import CallbackRefused, check_callback_url
 from tests.conftest import b64_audio
 from tests.fleet import TEST_ENV
-from workers.webhooks import CallbackRefused, check_callback_url, sign
+from workers.webhooks import sign
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -119,7 +120,7 @@ def test_a_refused_delivery_is_retried_and_delivered_exactly_once(client, receiv
 def test_a_second_delivery_task_for_the_same_job_delivers_nothing(client, receiver, redis_server):
     from celery import Celery
 
-    from workers.webhooks import WEBHOOK_QUEUE, WEBHOOK_TASK
+    from workers.celery_app import WEBHOOK_QUEUE, WEBHOOK_TASK
 
     accepted = client.post("/v1/audio/vad", headers=ASYNC, json={
         "model": "silero-vad", "input_audio": b64_audio("cmu_arctic_us_axb_a0005.wav"), "callback_url": receiver.url})

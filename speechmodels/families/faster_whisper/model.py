@@ -69,7 +69,6 @@ def _whisper_language_codes() -> tuple[str, ...]:
 
 
 class FasterWhisper(SpeechModel):
-    output_kind = "transcription (or voice activity for VAD requests)"
 
     def __init__(self, config: ModelConfig, device: str, whisper):
         super().__init__(config, device)

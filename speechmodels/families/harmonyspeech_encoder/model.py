@@ -86,7 +86,6 @@ class EmbedParams(BaseModel):
 
 
 class HarmonySpeechEncoder(SpeechModel):
-    output_kind = "speaker embedding (float32 vector, L2-normalised)"
 
     def __init__(self, config: ModelConfig, device: str, net: SpeakerEncoderNet, hparams: EncoderConfig):
         super().__init__(config, device)
@@ -105,10 +104,6 @@ class HarmonySpeechEncoder(SpeechModel):
         net.load_state_dict(state, strict=True)
         net.eval().to(device)
         return cls(config, device, net, hparams)
-
-    @property
-    def embedding_size(self) -> int:
-        return self.hparams.model_embedding_size
 
     def prepare(self, request: Mapping[str, Any]) -> np.ndarray:
         """Waveform -> stacked partial mel windows, (partials, frames, n_mels)."""

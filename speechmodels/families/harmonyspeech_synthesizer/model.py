@@ -52,7 +52,6 @@ class _Item:
 
 
 class HarmonySpeechSynthesizer(TorchModel):
-    output_kind = "mel"
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> HarmonySpeechSynthesizer:

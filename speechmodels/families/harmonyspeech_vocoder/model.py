@@ -25,7 +25,6 @@ PEAK = 0.97
 
 
 class HarmonySpeechVocoder(TorchModel):
-    output_kind = "audio"
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> HarmonySpeechVocoder:

@@ -72,8 +72,6 @@ class OpenVoiceV2ToneConverterEncoder(_OpenVoiceFamily):
     into pieces of at most ``SPEECH_PIECE_S``, and the pieces' embeddings averaged, as
     OpenVoice's own extractor does with its VAD."""
 
-    output_kind = "speaker embedding"
-
     def prepare(self, request: Mapping[str, Any]) -> list[np.ndarray]:
         samples = self._samples(request["audio"], "input_audio", request.get("max_audio_seconds"))
         segments = request.get("vad_segments")
@@ -124,7 +122,6 @@ class _Conversion:
 
 
 class OpenVoiceV2ToneConverter(_OpenVoiceFamily):
-    output_kind = "audio"
 
     def prepare(self, request: Mapping[str, Any]) -> _Conversion:
         params = validate_params(ConversionParams, request)

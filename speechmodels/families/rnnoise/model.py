@@ -43,7 +43,6 @@ class _Item:
 
 
 class RNNoiseDenoiser(SpeechModel):
-    output_kind = "denoised audio"
 
     def __init__(self, config: ModelConfig, device: str, library: ctypes.CDLL):
         super().__init__(config, device)

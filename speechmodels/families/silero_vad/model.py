@@ -35,7 +35,6 @@ class _Item:
 
 
 class SileroVAD(SpeechModel):
-    output_kind = "voice activity"
 
     def __init__(self, config: ModelConfig, device: str, session):
         super().__init__(config, device)

@@ -49,7 +49,6 @@ class RestoredMel:
 
 
 class VoiceFixerRestorer(TorchModel):
-    output_kind = "restored mel"
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> VoiceFixerRestorer:
@@ -95,7 +94,6 @@ class VoiceFixerRestorer(TorchModel):
 
 
 class VoiceFixerVocoder(TorchModel):
-    output_kind = "audio"
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> VoiceFixerVocoder:

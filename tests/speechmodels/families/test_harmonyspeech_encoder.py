@@ -81,7 +81,7 @@ def test_hse_layout_config_drives_the_architecture(tmp_path):
                           "model_num_layers": 2}, "data": {"sampling_rate": 16000}}
     _write_hse_layout(tmp_path, SpeakerEncoderNet(hparams).state_dict(), sections)
     small = load_model(ModelConfig(name="enc-small", model=str(tmp_path), model_type="HarmonySpeechEncoder"))
-    assert small.embedding_size == 32 and small.hparams.rescale_peak == 0.9
+    assert small.hparams.model_embedding_size == 32 and small.hparams.rescale_peak == 0.9
     vector = small.infer({"audio": fixture_audio("cmu_arctic_us_aew_a0002.wav")})
     assert vector.shape == (32,) and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
 

@@ -1,64 +1,15 @@
-"""The API's side of job records: create, read, cancel (asyncio), and one pub/sub listener
-that wakes every synchronous request waiting in this process."""
+"""One pub/sub listener per API process that wakes every synchronous request and stream
+waiting in it (the job records themselves: ``jobcontract.async_store``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import redis.asyncio as aioredis
 from loguru import logger
 
-from workers.jobs import (
-    CANCEL_SCRIPT,
-    EVENTS_CHANNEL,
-    PENDING_KEY,
-    JobRecord,
-    encode_input,
-    input_key,
-    job_key,
-    output_key,
-    part_key,
-)
-
-
-class AsyncJobStore:
-    def __init__(self, client: aioredis.Redis, ttl_s: int, binary: aioredis.Redis | None = None):
-        self._client = client  # decode_responses=True: records are text
-        self._binary = binary or client  # outputs are bytes
-        self._ttl_s = ttl_s
-        self._cancel = client.register_script(CANCEL_SCRIPT)
-
-    async def create(self, record: JobRecord, payload: dict) -> None:
-        """Record the job and its input in one transaction, and list it as pending."""
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(job_key(record.id), mapping=record.initial_hash())
-            pipe.expire(job_key(record.id), self._ttl_s)
-            pipe.set(input_key(record.id), encode_input(payload), ex=self._ttl_s)
-            pipe.zadd(PENDING_KEY, {record.id: record.created_at})
-            await pipe.execute()
-
-    async def delete(self, job_id: str) -> None:
-        await self._client.delete(job_key(job_id), input_key(job_id))
-        await self._client.zrem(PENDING_KEY, job_id)
-
-    async def get(self, job_id: str) -> JobRecord | None:
-        raw = await self._client.hgetall(job_key(job_id))
-        return JobRecord.from_hash(raw) if raw else None
-
-    async def output(self, job_id: str) -> bytes | None:
-        """A finished job's binary result (audio)."""
-        return await self._binary.get(output_key(job_id))
-
-    async def part(self, job_id: str, part: int) -> bytes | None:
-        """One finished part's output, for streams."""
-        return await self._binary.get(part_key(job_id, part))
-
-    async def cancel(self, job_id: str) -> str:
-        """Cancel a queued job; returns the status found ('cancelled' when it worked)."""
-        return await self._cancel(keys=[job_key(job_id), PENDING_KEY, input_key(job_id)],
-                                  args=[repr(time.time()), job_id, EVENTS_CHANNEL])
+from jobcontract.keys import EVENTS_CHANNEL
 
 
 class JobEvents:

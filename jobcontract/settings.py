@@ -1,6 +1,9 @@
 """Service settings from the environment (``SPEECHFLEET_*``; nested with ``__``).
 
-``REDIS_URL`` is read without the prefix because that is what every platform sets.
+``FleetSettings`` is what both sides must agree on (Redis, job lifetime, bounds the worker
+enforces again, liveness, webhook signing); ``APISettings`` and ``WorkerSettings`` add what
+only one side reads. ``REDIS_URL`` is read without the prefix because that is what every
+platform sets.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class FleetSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPEECHFLEET_", env_nested_delimiter="__", extra="ignore")
 
     redis_url: str = Field(
@@ -22,36 +25,34 @@ class Settings(BaseSettings):
     )
     config: Path = Field(default=Path("config.yml"), description="model_configs YAML")
 
-    # jobs
     job_ttl_s: int = Field(default=24 * 3600, ge=60, description="how long job records and results are kept")
-    sync_wait_s: float = Field(default=120.0, gt=0, description="longest a synchronous request waits before 504")
-    max_sync_wait_s: float = Field(default=600.0, gt=0, description="cap on 'Prefer: wait=N'")
+    max_audio_seconds: float = Field(default=600.0, gt=0, description="checked by the API, again on the decoded audio")
 
-    # input bounds
-    max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
-    max_audio_seconds: float = Field(default=600.0, gt=0)
-    max_speech_chars: int = Field(default=4096, ge=1, description="longest text /v1/audio/speech accepts")
-
-    # fleet
     visibility_timeout_s: int = Field(
         default=3600, ge=5, description="an unacked job is redelivered after this; keep it above the slowest task"
     )
     unacked_restore_interval_s: int = Field(default=10, ge=1, description="how often kombu restores unacked jobs")
-    lost_job_sweep_interval_s: float = Field(default=15.0, gt=0, description="how often a worker looks for lost jobs")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     heartbeat_ttl_s: float = Field(default=6.0, gt=0, description="a consumer unseen this long counts as gone")
-    redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
-    torch_threads: int | None = Field(default=None, ge=1)
     send_task_events: bool = Field(default=False, description="emit Celery task events (for Flower)")
 
-    # webhooks
     webhook_secret: str = Field(default="", description="Standard Webhooks signing secret (whsec_<base64> or any string)")
     webhook_allow_private: bool = Field(default=False, description="allow callbacks to loopback/private addresses")
-    webhook_timeout_s: float = Field(default=10.0, gt=0)
-    webhook_backoff_s: float = Field(default=2.0, gt=0, description="first retry delay; doubles each attempt")
-    webhook_max_attempts: int = Field(default=8, ge=1)
 
-    # access
+    @model_validator(mode="after")
+    def _records_outlive_redelivery(self) -> FleetSettings:
+        if self.job_ttl_s <= self.visibility_timeout_s:
+            raise ValueError("job_ttl_s must exceed visibility_timeout_s")
+        return self
+
+
+class APISettings(FleetSettings):
+    sync_wait_s: float = Field(default=120.0, gt=0, description="longest a synchronous request waits before 504")
+    max_sync_wait_s: float = Field(default=600.0, gt=0, description="cap on 'Prefer: wait=N'")
+    max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_speech_chars: int = Field(default=4096, ge=1, description="longest text /v1/audio/speech accepts")
+    redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
+
     environment: Literal["development", "production"] = "development"
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated; once set, every /v1 route needs one of them")
@@ -65,19 +66,36 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_open_production(self) -> Settings:
+    def _no_open_production(self) -> APISettings:
         if self.environment == "production" and not self.api_keys:
             raise ValueError("SPEECHFLEET_ENVIRONMENT=production needs SPEECHFLEET_API_KEYS: the API would be open")
         return self
 
     @model_validator(mode="after")
-    def _records_outlive_waits(self) -> Settings:
-        # a job record must outlive any wait on it and any redelivery of it
-        if self.job_ttl_s <= max(self.max_sync_wait_s, self.visibility_timeout_s):
-            raise ValueError("job_ttl_s must exceed max_sync_wait_s and visibility_timeout_s")
+    def _records_outlive_waits(self) -> APISettings:
+        if self.job_ttl_s <= self.max_sync_wait_s:
+            raise ValueError("job_ttl_s must exceed max_sync_wait_s")
         return self
 
 
+class WorkerSettings(FleetSettings):
+    lost_job_sweep_interval_s: float = Field(default=15.0, gt=0, description="how often a worker looks for lost jobs")
+    torch_threads: int | None = Field(default=None, ge=1)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_backoff_s: float = Field(default=2.0, gt=0, description="first retry delay; doubles each attempt")
+    webhook_max_attempts: int = Field(default=8, ge=1)
+
+
 @lru_cache
-def get_settings() -> Settings:
-    return Settings()
+def fleet_settings() -> FleetSettings:
+    return FleetSettings()
+
+
+@lru_cache
+def api_settings() -> APISettings:
+    return APISettings()
+
+
+@lru_cache
+def worker_settings() -> WorkerSettings:
+    return WorkerSettings()

@@ -5,25 +5,22 @@ import time
 import pytest
 import redis
 
-from workers.jobs import (
-    EVENTS_CHANNEL,
-    QUEUED,
-    JobError,
-    JobRecord,
-    WorkerJobStore,
-    job_key,
-)
+from jobcontract.keys import EVENTS_CHANNEL, job_key
+from jobcontract.payload import JobInput
+from jobcontract.plan import JobPlan
+from jobcontract.record import QUEUED, JobError, JobRecord
+from jobcontract.store import JobStore
 
 
 @pytest.fixture
 def store(private_redis):
     client = redis.Redis.from_url(private_redis.url, decode_responses=True)
-    yield WorkerJobStore(private_redis.url, ttl_s=120), client
+    yield JobStore(private_redis.url, ttl_s=120), client
     client.close()
 
 
 def _create(client, job_id: str):
-    record = JobRecord(id=job_id, model="m", capability="vad", status=QUEUED, created_at=time.time())
+    record = JobRecord(id=job_id, status=QUEUED, created_at=time.time(), plan=JobPlan.build("m", "vad", [("m", "vad")]))
     client.hset(job_key(job_id), mapping=record.initial_hash())
     client.expire(job_key(job_id), 60)
 
@@ -70,3 +67,27 @@ def test_cancelled_and_missing_jobs_are_not_started(store):
     client.hset(job_key("j4"), "status", "cancelled")
     assert jobs.start("j4", 0, {}) == ("cancelled", None)
     assert jobs.start("never-created", 0, {}) == ("missing", None)
+
+
+def test_the_plan_and_input_read_back_as_stored(store):
+    jobs, client = store
+    _create(client, "j5")
+    assert jobs.plan("j5") == JobPlan.build("m", "vad", [("m", "vad")])
+    assert jobs.plan("never-created") is None
+    client.set("speechfleet:job-input:j5", JobInput({"audio": b"\x00\x01", "threshold": 0.5}).encode())
+    assert jobs.input("j5") == JobInput({"audio": b"\x00\x01", "threshold": 0.5})
+
+
+def test_a_step_output_is_kept_for_later_steps_and_wakes_listeners(store):
+    jobs, client = store
+    _create(client, "j6")
+    jobs.start("j6", 0, {})
+    pubsub = client.pubsub()
+    pubsub.subscribe(EVENTS_CHANNEL)
+    pubsub.get_message(timeout=1)
+    assert not jobs.has_step_output("j6", 0)
+    assert jobs.finish_step("j6", 0, {"name": "m[0]", "status": "succeeded"}, b"packed") == "running"
+    assert jobs.has_step_output("j6", 0) and jobs.step_output("j6", 0) == b"packed"
+    assert pubsub.get_message(timeout=2)["data"] == "j6"
+    assert jobs.get("j6").steps == [{"name": "m[0]", "status": "succeeded"}]
+    pubsub.close()

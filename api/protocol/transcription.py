@@ -1,0 +1,31 @@
+"""``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: HSE's JSON body and
+OpenAI's multipart fields."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from api.protocol.common import CallbackOption
+
+
+class HSETranscriptionRequest(CallbackOption):
+    """HSE's SpeechTranscribeRequest."""
+
+    model: str
+    input_audio: str = Field(description="base64 audio")
+    get_language: bool = False
+    get_timestamps: bool = False
+    language: str | None = Field(default=None, description="speechfleet extension: skip language detection")
+
+
+class OpenAITranscriptionForm(CallbackOption):
+    """The multipart fields of OpenAI's transcription and translation calls (besides ``file``)."""
+
+    model: str
+    language: str | None = None
+    prompt: str | None = Field(default=None, max_length=2000)
+    response_format: Literal["json", "text", "srt", "vtt", "verbose_json"] = "json"
+    temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)

@@ -1,0 +1,86 @@
+"""The workers' (synchronous) side of job records: look up the plan, start a step, keep a
+step's output for the steps after it, end the job."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from jobcontract import scripts
+from jobcontract.keys import (
+    EVENTS_CHANNEL,
+    PENDING_KEY,
+    input_key,
+    job_key,
+    result_data_key,
+    step_field,
+    step_output_key,
+)
+from jobcontract.payload import JobInput
+from jobcontract.plan import JobPlan
+from jobcontract.record import FAILED, SUCCEEDED, JobError, JobRecord
+
+
+class JobStore:
+    def __init__(self, redis_url: str, ttl_s: int):
+        self._client = redis.Redis.from_url(redis_url, decode_responses=True)
+        self._binary = redis.Redis.from_url(redis_url)  # inputs and outputs are bytes; records are text
+        self._ttl_s = ttl_s
+        self._start = self._client.register_script(scripts.START)
+        self._finish = self._client.register_script(scripts.FINISH)
+        self._step_done = self._client.register_script(scripts.STEP_DONE)
+
+    def plan(self, job_id: str) -> JobPlan | None:
+        """The job's plan; None once its record is gone (expired, or never accepted)."""
+        raw = self._client.hget(job_key(job_id), "plan")
+        return JobPlan.from_json(raw) if raw is not None else None
+
+    def start(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None]:
+        """Mark the job running. Returns the status found ('running' means go ahead) and,
+        when running, the job's creation time."""
+        status, created_at = self._start(keys=[job_key(job_id), PENDING_KEY],
+                                         args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id])
+        return status, float(created_at) if created_at else None
+
+    def input(self, job_id: str) -> JobInput | None:
+        raw = self._binary.get(input_key(job_id))
+        return JobInput.decode(raw) if raw is not None else None
+
+    def has_step_output(self, job_id: str, step: int) -> bool:
+        return bool(self._binary.exists(step_output_key(job_id, step)))
+
+    def step_output(self, job_id: str, step: int) -> bytes | None:
+        return self._binary.get(step_output_key(job_id, step))
+
+    def finish_step(self, job_id: str, step: int, step_info: dict, data: bytes) -> str:
+        """Keep a step's packed output, then record the step (which wakes streams waiting for it)."""
+        self._binary.set(step_output_key(job_id, step), data, ex=self._ttl_s)
+        return self._step_done(keys=[job_key(job_id), PENDING_KEY],
+                               args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id,
+                                     EVENTS_CHANNEL])
+
+    def put_result_data(self, job_id: str, data: bytes) -> None:
+        self._binary.set(result_data_key(job_id), data, ex=self._ttl_s)
+
+    def has_callback(self, job_id: str) -> bool:
+        return bool(self._client.hexists(job_key(job_id), "callback_url"))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self._client.hgetall(job_key(job_id))
+        return JobRecord.from_hash(raw) if raw else None
+
+    def succeed(self, job_id: str, step: int, step_info: dict, result: Any) -> str:
+        return self._end(job_id, SUCCEEDED, "result", json.dumps(result), step, step_info)
+
+    def fail(self, job_id: str, step: int, step_info: dict, error: JobError) -> str:
+        return self._end(job_id, FAILED, "error", error.to_json(), step, step_info)
+
+    def _end(self, job_id: str, status: str, field_name: str, payload: str, step: int, step_info: dict) -> str:
+        return self._finish(
+            keys=[job_key(job_id), PENDING_KEY, input_key(job_id)],
+            args=[repr(time.time()), status, field_name, payload, step_field(step), json.dumps(step_info),
+                  self._ttl_s, job_id, EVENTS_CHANNEL],
+        )

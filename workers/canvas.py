@@ -1,0 +1,63 @@
+"""Sending work: a job's plan as a Celery canvas on its models' queues, and a webhook
+delivery on the ``webhooks`` queue. The only part of ``workers`` the API imports."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery, chain, chord
+
+from jobcontract.plan import JobPlan
+from jobcontract.priorities import PRIORITIES
+from speechmodels.config import queue_for
+from workers.celery_app import STEP_TASK, WEBHOOK_QUEUE, WEBHOOK_TASK, app
+
+
+def send_job(celery: Celery, job_id: str, plan: JobPlan, priority: str = "normal") -> None:
+    """Put a job's steps on their models' queues. Messages carry only the job id and the
+    step's index: the plan is on the job record and the input beside it, so a lost message
+    can be sent again from the record alone.
+
+    A one-step job is one task whose id is the job id. Otherwise the steps go as a chain,
+    or, when the plan has part steps, as a chord: the parts in parallel (spread over every
+    worker of the model), then the join and the steps after it in order. Task ids are
+    ``<job>:<nonce>:<step>``, so a resent job is counted afresh and the lost-job sweeper
+    still finds the job by the prefix.
+
+    ``ignore_result``: the sender must not subscribe to a result channel per task (results are
+    read from job records). Chord parts are still counted: the Redis backend counts a part
+    when it returns, whether or not its result is stored.
+    """
+    def options(model: str) -> dict:
+        return {"queue": queue_for(model), "priority": PRIORITIES[priority], "ignore_result": True}
+
+    if len(plan.steps) == 1:
+        celery.send_task(STEP_TASK, args=(job_id, 0), task_id=job_id, **options(plan.steps[0].model))
+        return
+    nonce = uuid.uuid4().hex[:8]
+    signatures = [celery.signature(STEP_TASK, args=(job_id, index), immutable=True, task_id=f"{job_id}:{nonce}:{index}",
+                                   **options(step.model)) for index, step in enumerate(plan.steps)]
+    parts = plan.part_steps
+    if not parts:
+        chain(*signatures, app=celery).apply_async()
+        return
+    if parts != list(range(len(parts))):
+        raise ValueError("a plan's part steps must come first")
+    header, rest = signatures[:len(parts)], signatures[len(parts):]
+    chord(header, app=celery)(chain(*rest, app=celery) if len(rest) > 1 else rest[0])
+    # the chord's group barrier subscribes the sender to each part's result channel, though
+    # no result is ever published there (parts ignore results): drop those subscriptions now
+    consumer = getattr(celery.backend, "result_consumer", None)
+    if consumer is not None:
+        for signature in header:
+            consumer.cancel_for(signature.id)
+
+
+def job_id_of_task(task_id: str) -> str:
+    """The job a task belongs to (a multi-step job's tasks carry the job id as their id's prefix)."""
+    return task_id.partition(":")[0]
+
+
+def enqueue_delivery(job_id: str) -> None:
+    """Deliver the webhook of a job that ended (deduplicated by the delivery task)."""
+    app.send_task(WEBHOOK_TASK, args=(job_id,), queue=WEBHOOK_QUEUE, ignore_result=True)
