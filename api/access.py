@@ -1,6 +1,15 @@
 """Who may call ``/v1``: API keys (``Authorization: Bearer <key>``, or ``Api-Key`` /
 ``X-Api-Key``, any one of them) and a per-key rate limit kept in Redis, so every API replica
-counts against the same budget. Health, readiness, metrics and docs stay open."""
+counts against the same budget. Health, readiness, metrics and docs stay open.
+
+Each key belongs to a tenant, named in ``SPEECHFLEET_API_KEYS`` as ``name:secret`` (or, for a
+bare ``secret``, ``key-`` and the start of its SHA-256): a stable id that is not the secret,
+which owns the jobs made with the key and can be logged. The tenant of a request is put on
+``request.state.tenant``.
+
+Credentials must be unambiguous: two ``Authorization`` headers, or different keys in
+different headers, are refused rather than one of them picked.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass
 
 import redis.exceptions
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,22 +28,49 @@ PROTECTED_PREFIX = "/v1"
 RATE_KEY_PREFIX = "speechfleet:rate:"
 
 
-def presented_key(headers: dict[bytes, bytes]) -> str | None:
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    for name in (b"api-key", b"x-api-key"):
-        if headers.get(name):
-            return headers[name].decode("latin-1").strip()
-    return None
+@dataclass(frozen=True)
+class ApiKey:
+    tenant: str  # who owns what the key makes: safe to log and to store
+    secret: str
 
 
-def matching_key(candidate: str | None, keys: list[str]) -> str | None:
+def parse_api_keys(entries: list[str]) -> list[ApiKey]:
+    """``name:secret`` or a bare ``secret`` per entry."""
+    keys = []
+    for entry in entries:
+        name, separator, secret = entry.partition(":")
+        if not separator:
+            name, secret = f"key-{hashlib.sha256(entry.encode()).hexdigest()[:12]}", entry
+        keys.append(ApiKey(name.strip(), secret.strip()))
+    return keys
+
+
+class AmbiguousCredentials(ValueError):
+    pass
+
+
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The one credential the request presents; AmbiguousCredentials for two."""
+    authorizations = [value.decode("latin-1") for name, value in headers if name == b"authorization"]
+    if len(authorizations) > 1:
+        raise AmbiguousCredentials("send one Authorization header, not several")
+    presented = set()
+    for authorization in authorizations:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            presented.add(token.strip())
+    presented.update(value.decode("latin-1").strip() for name, value in headers
+                     if name in (b"api-key", b"x-api-key") and value.strip())
+    if len(presented) > 1:
+        raise AmbiguousCredentials("the request presents different API keys in different headers")
+    return next(iter(presented), None)
+
+
+def matching_key(candidate: str | None, keys: list[ApiKey]) -> ApiKey | None:
     """The configured key equal to ``candidate``, compared in constant time against every key."""
     found = None
     for key in keys:
-        if hmac.compare_digest((candidate or "").encode(), key.encode()) and candidate:
+        if hmac.compare_digest((candidate or "").encode(), key.secret.encode()) and candidate:
             found = key
     return found
 
@@ -41,18 +78,24 @@ def matching_key(candidate: str | None, keys: list[str]) -> str | None:
 class AccessControl:
     def __init__(self, app: ASGIApp, api_keys: list[str], rate_limit_per_minute: int | None):
         self.app = app
-        self.api_keys = api_keys
+        self.api_keys = parse_api_keys(api_keys)
         self.rate_limit = rate_limit_per_minute
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.api_keys or not scope["path"].startswith(PROTECTED_PREFIX):
             await self.app(scope, receive, send)
             return
-        key = matching_key(presented_key(dict(scope["headers"])), self.api_keys)
+        try:
+            key = matching_key(presented_key(scope["headers"]), self.api_keys)
+        except AmbiguousCredentials as exc:
+            await _refuse(send, 401, f"ambiguous credentials: {exc}", "ambiguous_credentials",
+                          [(b"www-authenticate", b"Bearer")])
+            return
         if key is None:
             await _refuse(send, 401, "a valid API key is required: 'Authorization: Bearer <key>' or 'Api-Key: <key>'",
                           "invalid_api_key", [(b"www-authenticate", b"Bearer")])
             return
+        scope.setdefault("state", {})["tenant"] = key.tenant
         if self.rate_limit is not None:
             retry_after = await self._spend(scope, key)
             if retry_after is not None:
@@ -61,12 +104,12 @@ class AccessControl:
                 return
         await self.app(scope, receive, send)
 
-    async def _spend(self, scope: Scope, key: str) -> int | None:
+    async def _spend(self, scope: Scope, key: ApiKey) -> int | None:
         """Count this request in the key's current minute; seconds to wait if over the limit."""
         client = scope["app"].state.redis
         now = time.time()
         window = int(now // 60)
-        bucket = f"{RATE_KEY_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:24]}:{window}"
+        bucket = f"{RATE_KEY_PREFIX}{hashlib.sha256(key.secret.encode()).hexdigest()[:24]}:{window}"
         try:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.incr(bucket)

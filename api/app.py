@@ -26,7 +26,7 @@ from api.routes import (
     vad,
     voice,
 )
-from jobcontract.async_store import AsyncJobStore
+from jobcontract.async_store import BULK_BYTES_PER_S, AsyncJobStore
 from jobcontract.settings import APISettings, api_settings
 from speechmodels import load_model_configs
 
@@ -43,7 +43,10 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
                       "health_check_interval": 10}
         client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, **connection)
         binary = aioredis.Redis.from_url(settings.redis_url, **connection)  # audio results are bytes
-        store = AsyncJobStore(client, settings.job_ttl_s, binary)
+        # large inputs: connecting still fails fast, writing gets the time its bytes need
+        bulk = aioredis.Redis.from_url(settings.redis_url, **{
+            **connection, "socket_timeout": settings.redis_timeout_s + settings.max_body_bytes / BULK_BYTES_PER_S})
+        store = AsyncJobStore(client, settings.job_ttl_s, binary, bulk, settings.redis_timeout_s)
         events = JobEvents(client)
         events.start()
         app.state.redis = client
@@ -57,6 +60,7 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
             await events.stop()
             await client.aclose()
             await binary.aclose()
+            await bulk.aclose()
 
     app = FastAPI(
         title="speechfleet",
@@ -67,7 +71,8 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (vad, embed, transcriptions, speech, convert, voice, models, jobs, health, metrics):
         app.include_router(module.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       max_inflight_bytes=settings.max_inflight_body_bytes)
     app.add_middleware(AccessControl, api_keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute)
     app.add_middleware(RequestId)
     return app

@@ -29,12 +29,18 @@ def _settings(request: Request) -> APISettings:
     return request.app.state.settings
 
 
+def tenant(request: Request) -> str | None:
+    """The caller's tenant, set by AccessControl when API keys are configured."""
+    return getattr(request.state, "tenant", None)
+
+
 def _preference(
+    request: Request,
     prefer: Annotated[str | None, Header(description="RFC 7240: 'respond-async' and/or 'wait=<seconds>'")] = None,
     x_priority: Annotated[str | None, Header(description="low, normal (default) or high")] = None,
     x_deadline: Annotated[str | None, Header(description="seconds; a job still queued then is dropped")] = None,
 ) -> Preference:
-    return Preference.parse(prefer, x_priority, x_deadline)
+    return Preference.parse(prefer, x_priority, x_deadline, owner=tenant(request))
 
 
 DispatcherDep = Annotated[JobDispatcher, Depends(_dispatcher)]

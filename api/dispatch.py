@@ -42,9 +42,12 @@ class Preference:
     wait_s: float | None = None
     priority: str = "normal"
     deadline_s: float | None = None
+    #: the caller's tenant (from its API key), who will own the job; None without keys
+    owner: str | None = None
 
     @classmethod
-    def parse(cls, prefer: str | None, priority: str | None = None, deadline: str | None = None) -> Preference:
+    def parse(cls, prefer: str | None, priority: str | None = None, deadline: str | None = None,
+              owner: str | None = None) -> Preference:
         tokens = [token.strip().lower() for token in (prefer or "").split(",")]
         wait = next((m.group(1) for t in tokens if (m := re.fullmatch(r"wait\s*=\s*(\d+(?:\.\d+)?)", t))), None)
         priority = (priority or "normal").strip().lower()
@@ -60,7 +63,7 @@ class Preference:
             if not 0 < deadline_s <= 7 * 24 * 3600:
                 raise APIError(400, "X-Deadline must be a number of seconds between 0 and one week",
                                reason="invalid_deadline", param="X-Deadline")
-        return cls("respond-async" in tokens, float(wait) if wait is not None else None, priority, deadline_s)
+        return cls("respond-async" in tokens, float(wait) if wait is not None else None, priority, deadline_s, owner)
 
 
 class JobDispatcher:
@@ -110,7 +113,8 @@ class JobDispatcher:
         created = time.time()
         deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
         record = JobRecord(id=uuid.uuid4().hex, status=QUEUED, created_at=created, plan=plan, render=render,
-                           priority=preference.priority, deadline_at=deadline_at, callback_url=callback_url)
+                           priority=preference.priority, deadline_at=deadline_at, callback_url=callback_url,
+                           owner=preference.owner)
         await self._store.create(record, job_input)
         waiter = None if preference.respond_async else self._events.register(record.id)
         try:

@@ -36,7 +36,17 @@ ERROR_TYPES = {
     503: "ServiceUnavailableError",
     504: "GatewayTimeoutError",
 }
-_DEFAULT_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+_DEFAULT_REASONS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+                    409: "conflict", 413: "request_too_large", 415: "unsupported_media_type", 429: "rate_limited",
+                    500: "internal_error", 503: "unavailable", 504: "timeout"}
+
+
+def printable(text: str | None) -> str | None:
+    """Text that can always be written as UTF-8: an echoed value may hold lone surrogates
+    (JSON's \\ud800 escapes decode to them), which would make rendering the error fail."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ErrorResponse(BaseModel):
@@ -63,8 +73,10 @@ class APIError(Exception):
 
 def error_body(status: int, message: str, *, reason: str | None = None, param: str | None = None,
                job_id: str | None = None) -> dict[str, Any]:
-    return ErrorResponse(message=message, type=ERROR_TYPES.get(status, "Error"), param=param, code=status,
-                         reason=reason, job_id=job_id).model_dump()
+    """The envelope; ``reason`` is never empty (a status's generic slug when none is given)."""
+    return ErrorResponse(message=printable(message), type=ERROR_TYPES.get(status, "Error"), param=printable(param),
+                         code=status, reason=reason or _DEFAULT_REASONS.get(status, "error"),
+                         job_id=job_id).model_dump()
 
 
 def error_response(status: int, message: str, *, reason: str | None = None, param: str | None = None,
@@ -111,8 +123,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(410, f"this job was recorded by another speechfleet version: {exc}",
                               reason="job_format_unsupported")
 
-    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(UnicodeError)
+    async def _not_unicode(_: Request, exc: UnicodeError) -> JSONResponse:
+        # text that cannot be encoded (lone surrogates) fails where it is first written out
+        return error_response(400, "the request holds text that is not valid Unicode (a lone surrogate?)",
+                              reason="invalid_text")
+
     @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _broker_busy(_: Request, exc: Exception) -> JSONResponse:
+        # reachable but slow: say so, the client's retry is the same but an operator's fix is not
+        logger.warning("broker call timed out: {}", exc)
+        return error_response(503, "the job broker (Redis) is busy and did not answer in time; retry shortly",
+                              reason="broker_busy", headers={"Retry-After": "2"})
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(BrokerError)
     async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
         logger.warning("broker unavailable: {}", exc)

@@ -30,6 +30,10 @@ from speechmodels.tts import SynthesizedSpeech, sentence_piece
 STREAMABLE_FORMATS = ("pcm", "wav", "mp3", "aac")
 
 
+class StreamAborted(Exception):
+    """Raised inside a started audio body to abort it (the server drops the connection)."""
+
+
 class PartReader:
     """Waits for a job's parts in order: one pub/sub wake-up per finished part (the worker
     publishes it), a re-read of the record to notice a failed job."""
@@ -114,8 +118,11 @@ async def stream_speech(dispatcher: JobDispatcher, plan: JobPlan, job_input: Job
         try:
             async for data, _ in sentences():
                 yield data
-        except APIError as exc:  # the status line is gone: the stream just ends early
-            logger.warning("stream of job {} ended early: {}", record.id, exc.message)
+        except APIError as exc:
+            # the status line is gone; ending the body normally would pass a cut-short file off as
+            # whole, so the chunked body is aborted (no final chunk): clients see an error
+            logger.warning("stream of job {} failed midway: {}", record.id, exc.message)
+            raise StreamAborted(exc.message) from None
 
     async def sse_body() -> AsyncIterator[bytes]:
         seconds = 0.0

@@ -3,9 +3,11 @@ results keep beside the record."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from jobcontract import scripts
 from jobcontract.keys import (
@@ -20,21 +22,42 @@ from jobcontract.payload import JobInput
 from jobcontract.record import JobRecord
 
 
+#: the slowest rate a healthy Redis takes a large write at, for the time budget of one
+#: (a 19 MB input must not fail on the 1 s timeout meant to notice a dead Redis fast)
+BULK_BYTES_PER_S = 5 * 1024 * 1024
+
+
 class AsyncJobStore:
-    def __init__(self, client: aioredis.Redis, ttl_s: int, binary: aioredis.Redis | None = None):
+    """``client`` fails fast (a short socket timeout); ``bulk``, for inputs, has a socket timeout
+    long enough for the largest body, and each write gets a budget that grows with its bytes."""
+
+    def __init__(self, client: aioredis.Redis, ttl_s: int, binary: aioredis.Redis | None = None,
+                 bulk: aioredis.Redis | None = None, fast_timeout_s: float = 1.0):
         self._client = client  # decode_responses=True: records are text
         self._binary = binary or client  # outputs are bytes
+        self._bulk = bulk or self._binary
+        self._fast_timeout_s = fast_timeout_s
         self._ttl_s = ttl_s
         self._cancel = client.register_script(scripts.CANCEL)
 
     async def create(self, record: JobRecord, job_input: JobInput) -> None:
-        """Record the job and its input in one transaction, and list it as pending."""
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(job_key(record.id), mapping=record.initial_hash())
-            pipe.expire(job_key(record.id), self._ttl_s)
-            pipe.set(input_key(record.id), job_input.encode(), ex=self._ttl_s)
-            pipe.zadd(PENDING_KEY, {record.id: record.created_at})
-            await pipe.execute()
+        """Write the job's input, then record the job and list it as pending in one transaction
+        (a record never exists without its input; an input whose record failed is removed)."""
+        data = job_input.encode()
+        budget = self._fast_timeout_s + len(data) / BULK_BYTES_PER_S
+        try:
+            await asyncio.wait_for(self._bulk.set(input_key(record.id), data, ex=self._ttl_s), budget)
+        except asyncio.TimeoutError:
+            raise redis.exceptions.TimeoutError(f"writing a {len(data)}-byte input took over {budget:.1f}s") from None
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hset(job_key(record.id), mapping=record.initial_hash())
+                pipe.expire(job_key(record.id), self._ttl_s)
+                pipe.zadd(PENDING_KEY, {record.id: record.created_at})
+                await pipe.execute()
+        except BaseException:
+            await asyncio.shield(self._bulk.delete(input_key(record.id)))
+            raise
 
     async def delete(self, job_id: str) -> None:
         await self._client.delete(job_key(job_id), input_key(job_id))
@@ -51,6 +74,11 @@ class AsyncJobStore:
     async def step_output(self, job_id: str, step: int) -> bytes | None:
         """A finished step's packed output (a sentence, for streams)."""
         return await self._binary.get(step_output_key(job_id, step))
+
+    async def drop_result_data(self, job_id: str) -> None:
+        """The caller was answered synchronously (or streamed to): the audio is not kept for the
+        job's whole TTL (the record and its JSON result are)."""
+        await self._binary.delete(result_data_key(job_id))
 
     async def cancel(self, job_id: str) -> str:
         """Cancel a queued job; returns the status found ('cancelled' when it worked)."""

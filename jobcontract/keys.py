@@ -15,6 +15,12 @@ CONSUMERS_PREFIX = "speechfleet:consumers:"  # per model: live workers, scored b
 CARD_PREFIX = "speechfleet:model-card:"  # per model: what a loaded model says about itself
 WEBHOOK_STATE_PREFIX = "speechfleet:webhook:"  # per job: 'delivering' (a claim with a TTL) or 'delivered'
 SWEEPER_LOCK_KEY = "speechfleet:lost-job-sweeper"
+#: every worker process, scored by its last beat (workers.claims.Presence); a worker silent for
+#: the heartbeat TTL is dead and its claimed messages go back to their queues
+WORKERS_KEY = "speechfleet:workers"
+#: kombu delivery tag -> the worker holding that message (written with kombu's unacked entry)
+CLAIMS_KEY = "speechfleet:claims"
+CLAIM_RECOVERY_LOCK_KEY = "speechfleet:claim-recovery"
 METRICS_PREFIX = "speechfleet:metrics:"
 
 

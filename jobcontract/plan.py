@@ -68,9 +68,13 @@ class JobPlan:
     name: str  # what the caller named: a model or a toolchain
     capability: str  # the job's capability: how its result is presented
     steps: tuple[PlanStep, ...]
+    #: a stream reads the parts' outputs as they finish, possibly after the job has ended, so
+    #: they outlive the job a while instead of being dropped with it
+    streamed: bool = False
 
     @classmethod
-    def build(cls, name: str, capability: str, chain: Sequence[tuple[str, str]], parts: int = 0) -> JobPlan:
+    def build(cls, name: str, capability: str, chain: Sequence[tuple[str, str]], parts: int = 0,
+              streamed: bool = False) -> JobPlan:
         """The plan of a chain of ``(model, capability)`` steps. With ``parts``, the first
         step runs once per part of the input, then a join step assembles them. Each later
         step reads the outputs of every earlier step (the part steps through their join),
@@ -93,7 +97,7 @@ class JobPlan:
                 raise ValueError(f"{previous.capability} output cannot feed a later step")
             produced[field_name] = len(steps) - 1
             steps.append(PlanStep(model, model, step_capability, reads=dict(produced)))
-        return cls(name, capability, tuple(steps))
+        return cls(name, capability, tuple(steps), streamed)
 
     @property
     def part_steps(self) -> list[int]:
@@ -113,7 +117,7 @@ class JobPlan:
 
     def to_json(self) -> str:
         return json.dumps({"version": PLAN_VERSION, "name": self.name, "capability": self.capability,
-                           "steps": [step.to_dict() for step in self.steps]})
+                           "steps": [step.to_dict() for step in self.steps], "streamed": self.streamed})
 
     @classmethod
     def from_json(cls, raw: str) -> JobPlan:
@@ -121,4 +125,5 @@ class JobPlan:
         if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
             found = data.get("version") if isinstance(data, dict) else None
             raise PlanFormatError(f"the job's plan has format {found}; this speechfleet reads format {PLAN_VERSION}")
-        return cls(data["name"], data["capability"], tuple(PlanStep.from_dict(step) for step in data["steps"]))
+        return cls(data["name"], data["capability"], tuple(PlanStep.from_dict(step) for step in data["steps"]),
+                   bool(data.get("streamed")))

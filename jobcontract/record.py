@@ -50,6 +50,8 @@ class JobRecord:
     deadline_at: float | None = None  # dropped, not run, if still queued then
     callback_url: str | None = None
     webhook_attempts: list[dict] = field(default_factory=list)
+    #: the tenant (API key id) that made the job; None on a server without keys
+    owner: str | None = None
 
     @property
     def model(self) -> str:
@@ -79,6 +81,7 @@ class JobRecord:
             render=json.loads(raw["render"]) if raw.get("render") else None,
             priority=raw.get("priority", "normal"), deadline_at=number("deadline_at"),
             callback_url=raw.get("callback_url"), webhook_attempts=_numbered(raw, "webhook."),
+            owner=raw.get("owner"),
         )
 
     def initial_hash(self) -> dict[str, str]:
@@ -91,4 +94,6 @@ class JobRecord:
             fields["callback_url"] = self.callback_url
         if self.render is not None:
             fields["render"] = json.dumps(self.render)
+        if self.owner is not None:
+            fields["owner"] = self.owner
         return fields

@@ -29,7 +29,8 @@ class FleetSettings(BaseSettings):
     max_audio_seconds: float = Field(default=600.0, gt=0, description="checked by the API, again on the decoded audio")
 
     visibility_timeout_s: int = Field(
-        default=3600, ge=5, description="an unacked job is redelivered after this; keep it above the slowest task"
+        default=30, ge=5, description="the last resort: an unacked message whose holder has not refreshed its claim "
+        "for this long is redelivered (live workers refresh theirs every heartbeat, so no task is too long for it)"
     )
     unacked_restore_interval_s: int = Field(default=10, ge=1, description="how often kombu restores unacked jobs")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
@@ -50,6 +51,8 @@ class APISettings(FleetSettings):
     sync_wait_s: float = Field(default=120.0, gt=0, description="longest a synchronous request waits before 504")
     max_sync_wait_s: float = Field(default=600.0, gt=0, description="cap on 'Prefer: wait=N'")
     max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_inflight_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, description="request body bytes one "
+                                         "API process holds at once; beyond it new requests get 503 with Retry-After")
     max_speech_chars: int = Field(default=4096, ge=1, description="longest text /v1/audio/speech accepts")
     redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
 
@@ -79,7 +82,14 @@ class APISettings(FleetSettings):
 
 
 class WorkerSettings(FleetSettings):
-    lost_job_sweep_interval_s: float = Field(default=15.0, gt=0, description="how often a worker looks for lost jobs")
+    stream_keep_s: int = Field(default=600, ge=10, description="how long a streamed job's sentences outlive the job, "
+                               "for a slow stream reader (a job that is not streamed drops them when it ends)")
+    lost_job_sweep_interval_s: float = Field(default=5.0, gt=0, description="how often a worker looks for lost jobs")
+    claim_recovery_interval_s: float = Field(default=1.0, gt=0, description="how often a worker looks for dead "
+                                             "workers whose messages must go back to their queues")
+    shutdown_grace_s: float = Field(default=30.0, gt=0, description="on SIGTERM, how long the batch in flight may "
+                                    "take to finish before the worker exits anyway (its messages then go to peers)")
+    model_timeout_s: float = Field(default=3600.0, gt=0, description="longest one step may wait on its model call")
     torch_threads: int | None = Field(default=None, ge=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_backoff_s: float = Field(default=2.0, gt=0, description="first retry delay; doubles each attempt")

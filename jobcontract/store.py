@@ -62,8 +62,23 @@ class JobStore:
                                args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id,
                                      EVENTS_CHANNEL])
 
-    def put_result_data(self, job_id: str, data: bytes) -> None:
-        self._binary.set(result_data_key(job_id), data, ex=self._ttl_s)
+    def release_step_outputs(self, job_id: str, plan: JobPlan, stream_keep_s: int) -> None:
+        """A finished job's step outputs are no longer needed by any step: dropped now (a redelivered
+        step of a finished job is skipped before it reads them), or, for a stream still reading
+        its parts, kept ``stream_keep_s`` more."""
+        keys = [step_output_key(job_id, index) for index in range(len(plan.steps) - 1)]
+        if not keys:
+            return
+        if plan.streamed:
+            with self._binary.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.expire(key, stream_keep_s)
+                pipe.execute()
+        else:
+            self._binary.delete(*keys)
+
+    def put_result_data(self, job_id: str, data: bytes, keep_s: int | None = None) -> None:
+        self._binary.set(result_data_key(job_id), data, ex=keep_s or self._ttl_s)
 
     def has_callback(self, job_id: str) -> bool:
         return bool(self._client.hexists(job_key(job_id), "callback_url"))

@@ -30,13 +30,19 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=12080, show_default=True, type=int)
 @click.option("--device", default=None, help="override every model's device (cpu, cuda:N)")
-def serve(config_path: Path | None, host: str, port: int, device: str | None) -> None:
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="keep the private Redis in an append-only file here, so a restart loses no accepted job "
+                   "(default: ephemeral, a restart starts empty)")
+@click.option("--fsync", type=click.Choice(["everysec", "always"]), default="everysec", show_default=True,
+              help="with --data-dir: appendfsync policy (everysec: a machine crash can lose the last second)")
+def serve(config_path: Path | None, host: str, port: int, device: str | None, data_dir: Path | None,
+          fsync: str) -> None:
     """Everything on one machine: Redis (private unless REDIS_URL is set), a worker per model, the API."""
     from speechfleet.serve import Fleet
 
     config_path = (config_path or Path(os.environ.get("SPEECHFLEET_CONFIG", "config.yml"))).resolve()
     configs = _load_configs(config_path)
-    sys.exit(Fleet(config_path, configs, host, port, device).run())
+    sys.exit(Fleet(config_path, configs, host, port, device, data_dir=data_dir, fsync=fsync).run())
 
 
 @main.command()
@@ -52,7 +58,10 @@ def api(config_path: Path | None, host: str, port: int) -> None:
 
     settings = APISettings(**({"config": config_path} if config_path else {}))
     _load_configs(settings.config)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    from api.http_protocol import EnvelopeHttpToolsProtocol
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
+                http=EnvelopeHttpToolsProtocol)
 
 
 @main.command()

@@ -54,8 +54,7 @@ def probe(data: bytes, param: str = "input_audio") -> AudioInfo:
         result = AudioInfo(info.samplerate, info.channels, info_duration, info.format)
     except (soundfile.LibsndfileError, RuntimeError, TypeError):
         result = _probe_with_ffmpeg(data, param)
-    if result.sample_rate <= 0 or result.channels <= 0:
-        raise AudioDecodeError(f"{param} declares {result.channels} channels at {result.sample_rate} Hz", param)
+    check_layout(result.sample_rate, result.channels, param)
     if result.duration_s == 0:
         raise EmptyAudioError(param)
     return result
@@ -64,24 +63,63 @@ def probe(data: bytes, param: str = "input_audio") -> AudioInfo:
 def decode(data: bytes, sample_rate: int, param: str = "input_audio", max_seconds: float | None = None) -> np.ndarray:
     """Decode to float32 mono at ``sample_rate``; raises :class:`InputError` subclasses.
 
-    ``max_seconds`` is enforced on the decoded audio, stopping early, so a file that lies
-    about its length in its header cannot make a worker decode hours of audio.
+    Decoding runs in blocks: each block is mixed down to mono and resampled as it comes, so
+    what a request holds is its audio at the model's own rate, whatever rate and channel count
+    the file has (600 s of 192 kHz stereo costs what 600 s of 16 kHz mono does). The rate and
+    channel count are checked before anything is decoded, and ``max_seconds`` on the decoded
+    audio, stopping early, so a file that lies in its header cannot make a worker decode hours.
     """
     if not data:
         raise EmptyAudioError(param)
     try:
-        samples, source_rate = _decode_with_libsndfile(data, param, max_seconds)
+        return _decode_with_libsndfile(data, sample_rate, param, max_seconds)
     except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        samples, source_rate = _decode_with_ffmpeg(data, param, max_seconds)
-    if source_rate <= 0 or samples.shape[1] == 0:
-        raise AudioDecodeError(f"{param} declares {samples.shape[1]} channels at {source_rate} Hz", param)
-    mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
-    if not np.all(np.isfinite(mono)):
-        raise AudioDecodeError("audio contains NaN or infinite samples", param)
-    resampled = resample(mono, source_rate, sample_rate) if mono.size else mono
-    if resampled.size == 0:
-        raise EmptyAudioError(param)
-    return resampled
+        return _decode_with_ffmpeg(data, sample_rate, param, max_seconds)
+
+
+class _MonoResampler:
+    """Blocks of (frames, channels) at the source rate in, float32 mono at the target rate out."""
+
+    def __init__(self, source_rate: int, target_rate: int, channels: int, param: str, max_seconds: float | None):
+        check_layout(source_rate, channels, param)
+        self._stream = None if source_rate == target_rate else soxr.ResampleStream(
+            source_rate, target_rate, 1, dtype="float32", quality="HQ")
+        self._limit = None if max_seconds is None else int(max_seconds * source_rate) + 1
+        self._max_seconds = max_seconds
+        self._param = param
+        self._frames = 0
+        self._pieces: list[np.ndarray] = []
+
+    def add(self, block: np.ndarray) -> None:
+        self._frames += len(block)
+        if self._limit is not None and self._frames >= self._limit:
+            raise AudioTooLongError(self._max_seconds, self._param)
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].astype(np.float32)
+        if not np.all(np.isfinite(mono)):
+            raise AudioDecodeError("audio contains NaN or infinite samples", self._param)
+        self._pieces.append(mono if self._stream is None else self._stream.resample_chunk(mono))
+
+    def finish(self) -> np.ndarray:
+        if self._stream is not None and self._frames:
+            self._pieces.append(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        samples = np.concatenate(self._pieces).astype(np.float32, copy=False) if self._pieces else np.zeros(0, np.float32)
+        if samples.size == 0:
+            raise EmptyAudioError(self._param)
+        return samples
+
+
+#: what a file may declare before any of it is decoded (far above any real recording)
+MAX_SOURCE_RATE = 384_000
+MAX_CHANNELS = 32
+DECODE_BLOCK_FRAMES = 65_536
+
+
+def check_layout(rate: int, channels: int, param: str = "input_audio") -> None:
+    if rate <= 0 or channels <= 0:
+        raise AudioDecodeError(f"{param} declares {channels} channels at {rate} Hz", param)
+    if rate > MAX_SOURCE_RATE or channels > MAX_CHANNELS:
+        raise AudioDecodeError(f"{param} declares {channels} channels at {rate} Hz; at most {MAX_CHANNELS} channels "
+                               f"at {MAX_SOURCE_RATE} Hz are decoded", param)
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -105,15 +143,12 @@ def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def _decode_with_libsndfile(data: bytes, param: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
+def _decode_with_libsndfile(data: bytes, sample_rate: int, param: str, max_seconds: float | None) -> np.ndarray:
     with soundfile.SoundFile(io.BytesIO(data)) as file:
-        if file.samplerate <= 0 or file.channels <= 0:
-            raise AudioDecodeError(f"{param} declares {file.channels} channels at {file.samplerate} Hz", param)
-        limit = None if max_seconds is None else int(max_seconds * file.samplerate) + 1
-        samples = file.read(frames=-1 if limit is None else limit, dtype="float32", always_2d=True)
-        if limit is not None and len(samples) >= limit:
-            raise AudioTooLongError(max_seconds, param)
-        return samples, file.samplerate
+        output = _MonoResampler(file.samplerate, sample_rate, file.channels, param, max_seconds)
+        for block in file.blocks(blocksize=DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            output.add(block)
+        return output.finish()
 
 
 def _open_container(data: bytes, param: str):
@@ -146,7 +181,7 @@ def _probe_with_ffmpeg(data: bytes, param: str) -> AudioInfo:
             raise AudioDecodeError(f"could not read the audio stream ({exc.__class__.__name__})", param) from None
 
 
-def _decode_with_ffmpeg(data: bytes, param: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
+def _decode_with_ffmpeg(data: bytes, sample_rate: int, param: str, max_seconds: float | None) -> np.ndarray:
     import av
 
     container = _open_container(data, param)
@@ -154,24 +189,14 @@ def _decode_with_ffmpeg(data: bytes, param: str, max_seconds: float | None) -> t
         try:
             stream = container.streams.audio[0]
             rate, channels = int(stream.rate or 0), int(stream.channels or 0)
-            if rate <= 0 or channels <= 0:
-                raise AudioDecodeError(f"{param} declares {channels} channels at {rate} Hz", param)
-            limit = None if max_seconds is None else int(max_seconds * rate) + 1
+            output = _MonoResampler(rate, sample_rate, channels, param, max_seconds)
             # packed float32 keeps channels interleaved: one reshape gives (frames, channels)
             resampler = av.AudioResampler(format="flt", layout=stream.layout.name if stream.layout else "mono", rate=rate)
-            chunks: list[np.ndarray] = []
-            decoded = 0
             frames = (frame for packet_frame in container.decode(stream) for frame in resampler.resample(packet_frame))
             for converted in itertools.chain(frames, resampler.resample(None)):
-                chunk = converted.to_ndarray().reshape(-1, channels)
-                chunks.append(chunk)
-                decoded += len(chunk)
-                if limit is not None and decoded >= limit:
-                    raise AudioTooLongError(max_seconds, param)
+                output.add(converted.to_ndarray().reshape(-1, channels))
         except InputError:
             raise
         except Exception as exc:
             raise AudioDecodeError(f"could not decode audio: {exc.__class__.__name__}", param) from None
-        if not chunks:
-            raise EmptyAudioError(param)
-        return np.concatenate(chunks).astype(np.float32, copy=False), rate
+        return output.finish()

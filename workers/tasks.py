@@ -22,7 +22,7 @@ from loguru import logger
 
 from jobcontract.capabilities import Encoded, capability
 from jobcontract.payload import JobInput
-from jobcontract.plan import PlanFormatError, PlanStep
+from jobcontract.plan import JobPlan, PlanFormatError, PlanStep
 from jobcontract.record import RUNNING, TERMINAL, JobError
 from jobcontract.settings import worker_settings
 from jobcontract.store import JobStore
@@ -99,14 +99,18 @@ def run_step(self: Task, job_id: str, index: int):
         raise Reject(f"worker shutting down before job {job_id} ran", requeue=True) from None
     except StepError as exc:
         _fail(store, job_id, index, info, exc.error)
+        _release(store, job_id, plan)
         raise JobFailed(exc.error.message) from None
     except Exception as exc:
         logger.exception("job {} failed in step {} ({})", job_id, step.name, step.model)
         error = JobError(f"model {step.model!r} failed on this input: {exc.__class__.__name__}: {exc}",
                          reason="model_error", status=500)
         _fail(store, job_id, index, info, error)
+        _release(store, job_id, plan)
         raise JobFailed(error.message) from None
     info.update(status="succeeded", finished_at=time.time())
+    # one line per execution that ran to success (the chaos tests count them: never two per step)
+    logger.info("step ran: job {} step {} ({}) on {}", job_id, index, step.name, info["worker"])
     timings: tuple = ()
     if run.stats is not None:
         info.update(batch_size=run.stats.batch_size, batch_wait_ms=round(run.stats.batch_wait_ms, 2),
@@ -119,7 +123,8 @@ def run_step(self: Task, job_id: str, index: int):
         if timings:
             metrics().job(step.model, None, *timings)
         return index
-    _end(store, job_id, index, info, encoded)
+    _end(store, job_id, index, info, encoded, plan)
+    _release(store, job_id, plan)
     metrics().job(step.model, "succeeded", *timings)
     return encoded.result
 
@@ -141,12 +146,12 @@ def _infer(store: JobStore, job_id: str, job_input: JobInput, step: PlanStep) ->
     try:
         item = served.model.prepare(request)
         # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
-        output, stats = served.batcher.submit(item).result(timeout=settings.visibility_timeout_s)
+        output, stats = served.batcher.submit(item).result(timeout=settings.model_timeout_s)
     except InputError as exc:
         raise StepError(JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status)) from None
     except FutureTimeout:
         raise StepError(JobError(f"model {step.model!r} did not finish this input within "
-                                 f"{settings.visibility_timeout_s:g}s", reason="model_timeout", status=500)) from None
+                                 f"{settings.model_timeout_s:g}s", reason="model_timeout", status=500)) from None
     return StepRun(output, stats, served.model.audio_seconds(item, output))
 
 
@@ -163,10 +168,18 @@ def _join(store: JobStore, job_id: str, step: PlanStep) -> StepRun:
                                  reason="join_error", status=500)) from None
 
 
-def _end(store: JobStore, job_id: str, index: int, info: dict, encoded: Encoded) -> None:
+def _end(store: JobStore, job_id: str, index: int, info: dict, encoded: Encoded, plan: JobPlan) -> None:
     if encoded.data is not None:
-        store.put_result_data(job_id, encoded.data)  # before the record says succeeded: readers find it
+        # before the record says succeeded: readers find it. A streamed job's caller has had
+        # its audio sentence by sentence: the whole file is kept only a while
+        keep_s = worker_settings().stream_keep_s if plan.streamed else None
+        store.put_result_data(job_id, encoded.data, keep_s)
     _notify(store, job_id, store.succeed(job_id, index, info, encoded.result))
+
+
+def _release(store: JobStore, job_id: str, plan: JobPlan) -> None:
+    """What the job's steps kept for each other is given back once the job has ended."""
+    store.release_step_outputs(job_id, plan, stream_keep_s=worker_settings().stream_keep_s)
 
 
 def _step_info(task: Task, step: PlanStep, queue: str) -> dict:

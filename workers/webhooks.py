@@ -11,13 +11,14 @@ import hmac
 import json
 import time
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import httpx
 import redis
 from celery import Task
 from loguru import logger
 
-from jobcontract.callbacks import CallbackRefused, check_callback_url
+from jobcontract.callbacks import CallbackRefused, CallbackTarget, resolve_callback
 from jobcontract.keys import job_key, webhook_state_key
 from jobcontract.record import JobRecord
 from jobcontract.settings import worker_settings
@@ -45,6 +46,25 @@ def job_event(record: JobRecord) -> dict:
     return event
 
 
+def post_to(target: CallbackTarget, body: bytes, headers: dict[str, str], timeout_s: float) -> httpx.Response:
+    """POST to the checked address itself, not to whatever the name resolves to by now: the
+    URL's host is replaced by the address, and the name still goes in the Host header and, for
+    https, in TLS (SNI and certificate check)."""
+    parts = urlsplit(target.url)
+    literal = f"[{target.address}]" if target.address.version == 6 else str(target.address)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo + '@' if userinfo else ''}{literal}:{target.port}"
+    default_port = 443 if parts.scheme == "https" else 80
+    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    if ":" in target.host:  # an IPv6 literal host
+        host_header = f"[{target.host}]" + ("" if target.port == default_port else f":{target.port}")
+    extensions = {"sni_hostname": target.host} if parts.scheme == "https" else {}
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+        request = client.build_request("POST", parts._replace(netloc=netloc).geturl(), content=body,
+                                       headers={**headers, "host": host_header}, extensions=extensions)
+        return client.send(request)
+
+
 @lru_cache
 def _client() -> redis.Redis:
     return redis.Redis.from_url(worker_settings().redis_url, decode_responses=True)
@@ -70,9 +90,9 @@ def deliver_webhook(self: Task, job_id: str) -> str:
     started = time.perf_counter()
     outcome: dict = {"attempt": attempt, "at": time.time()}
     try:
-        check_callback_url(raw["callback_url"], settings.webhook_allow_private)  # again: DNS may have changed
-        response = httpx.post(raw["callback_url"], content=body, headers=headers, timeout=settings.webhook_timeout_s,
-                              follow_redirects=False)
+        # resolved and checked again (DNS may have changed), and the POST goes to that address
+        target = resolve_callback(raw["callback_url"], settings.webhook_allow_private)
+        response = post_to(target, body, headers, settings.webhook_timeout_s)
         outcome["status_code"] = response.status_code
         delivered = 200 <= response.status_code < 300
     except (httpx.HTTPError, CallbackRefused) as exc:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from api.errors import error_body
+from jobcontract.callbacks import redacted_url
 from jobcontract.record import JobRecord
 
 
@@ -55,7 +56,8 @@ class JobView(BaseModel):
         return cls(id=record.id, model=record.model, capability=record.capability, status=record.status,
                    created=int(record.created_at), created_at=record.created_at, started_at=record.started_at,
                    finished_at=record.finished_at, attempts=record.attempts, resent=record.resent,
-                   priority=record.priority, deadline_at=record.deadline_at, callback_url=record.callback_url,
+                   priority=record.priority, deadline_at=record.deadline_at,
+                   callback_url=redacted_url(record.callback_url) if record.callback_url else None,
                    webhook_attempts=record.webhook_attempts,
                    steps=[JobStep.model_validate(step) for step in record.steps], error=error,
                    result_url=f"/v1/jobs/{record.id}/result")

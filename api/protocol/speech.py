@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.protocol.common import AudioFormatName, AudioOutputOptions, CallbackOption, PostGenerationFilter
 
@@ -53,6 +53,18 @@ class SpeechRequest(CallbackOption):
     speed: float | None = Field(default=None, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] | None = None
     instructions: str | None = Field(default=None, max_length=4096, description="accepted; these models ignore it")
+
+    @field_validator("input")
+    @classmethod
+    def _speakable(cls, text: str) -> str:
+        """The rule: control characters other than tab, newline and carriage return (NUL, escape,
+        DEL, ...) and lone surrogates are refused; they are never speech and break phonemisers."""
+        for index, char in enumerate(text):
+            code = ord(char)
+            if (code < 0x20 and char not in "\t\n\r") or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000:
+                raise ValueError(f"character U+{code:04X} at position {index} is not allowed in text to speak "
+                                 "(control characters other than tab and newlines, and lone surrogates, are refused)")
+        return text
 
     @property
     def hse_dialect(self) -> bool:

@@ -35,4 +35,7 @@ async def run_job(dispatcher: JobDispatcher, plan: JobPlan, job_input: JobInput,
     if preference.respond_async:
         return JSONResponse(JobView.of(record).model_dump(), status_code=202,
                             headers={"Location": f"/v1/jobs/{record.id}", "Preference-Applied": "respond-async"})
-    return await finished_job_body(record, dispatcher.store)
+    body = await finished_job_body(record, dispatcher.store)
+    # answered: the audio is in the response; only an async job's result waits to be fetched
+    await dispatcher.store.drop_result_data(record.id)
+    return body

@@ -67,7 +67,7 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
     shared["voice"] = await _checked_voice(request, model.name, body)
     sentences = split_sentences(text)
     plan = JobPlan.build(model.name, SPEECH_SYNTHESIS, [(model.name, SPEECH_SYNTHESIS), *filters],
-                         parts=len(sentences))
+                         parts=len(sentences), streamed=body.streamed)
     job_input = JobInput(shared, parts=[{"text": sentence} for sentence in sentences], output=output)
     if body.streamed:
         return await stream_speech(dispatcher, plan, job_input, preference, render,

@@ -165,3 +165,37 @@ def test_signature_matches_the_standard_webhooks_example():
     body = b'{"test": 2432232314}'
     assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == \
         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_a_delivery_goes_to_the_address_it_checked_with_the_name_as_host(receiver):
+    """The POST connects to the resolved, checked address; the name travels in Host."""
+    import ipaddress
+
+    from jobcontract.callbacks import CallbackTarget
+    from workers.webhooks import post_to
+
+    port = receiver.server.server_address[1]
+    target = CallbackTarget(f"http://hooks.invalid:{port}/pinned", "hooks.invalid", port,
+                            ipaddress.ip_address("127.0.0.1"))
+    response = post_to(target, b"{}", {"webhook-id": "pinned-1"}, timeout_s=5)
+    assert response.status_code == 200
+    (delivery,) = receiver.for_job("pinned-1", 1)
+    assert delivery["path"] == "/pinned" and delivery["headers"]["host"] == f"hooks.invalid:{port}"
+
+
+def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused_at_delivery(monkeypatch):
+    """DNS rebinding: public when the job is accepted, loopback when the webhook is sent."""
+    import socket
+
+    from jobcontract.callbacks import resolve_callback
+
+    real = socket.getaddrinfo
+    answers = iter(["93.184.216.34", "127.0.0.1"])
+
+    def rebinding(host, *args, **kwargs):
+        return real(next(answers), *args, **kwargs) if host == "rebind.example" else real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    check_callback_url("http://rebind.example/hook", allow_private=False)  # the API's check passes
+    with pytest.raises(CallbackRefused, match="127.0.0.1"):
+        resolve_callback("http://rebind.example/hook", allow_private=False)  # the delivery's does not
