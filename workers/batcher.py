@@ -62,6 +62,17 @@ class MicroBatcher:
         self._queue.put(_Pending(item, future, time.perf_counter()))
         return future
 
+    def hand_back(self) -> int:
+        """Stop taking items (a worker's graceful shutdown): the batch being run finishes,
+        and every item still waiting fails at once with ``BatcherClosed``, so its task puts
+        its message back on the queue for another worker. Returns how many were waiting."""
+        self._closed.set()
+        waiting = self._drain()
+        for pending in waiting:
+            pending.future.set_exception(BatcherClosed(f"{self.name} is stopping; handed back before it ran"))
+        self._queue.put(None)  # wakes the batching thread, which then ends
+        return len(waiting)
+
     def close(self, timeout: float = 5.0) -> None:
         self._closed.set()
         self._queue.put(None)

@@ -1,10 +1,10 @@
 """Finding jobs whose Celery message was lost, and sending them again.
 
-Late acks and the visibility timeout bring back any message a dead worker had *recorded*
-as unacknowledged. kombu's Redis transport has one window they do not cover: BRPOP has
-already taken the message off the queue list, but the worker has not yet written it to
-the ``unacked`` hash (the reply may even sit unread in the socket while the worker's
-threads are busy). A worker killed then takes the message with it; the kill test caught
+Claims (``workers.claims``) bring back, within a heartbeat TTL, any message a dead worker had
+*recorded* as unacknowledged; the visibility timeout backs them up. kombu's Redis transport
+has one window neither covers: BRPOP has already taken the message off the queue list, but
+the worker has not yet written it to the ``unacked`` hash (the reply may even sit unread in
+the socket while the worker's threads are busy). A worker killed then takes the message with it; the kill test caught
 this in about one run in five.
 
 Job records close the gap: every unfinished job is listed in ``PENDING_KEY`` scored by its

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import redis
@@ -12,8 +13,9 @@ from loguru import logger
 
 from jobcontract.settings import WorkerSettings
 from speechmodels import ModelConfig, load_model
-from workers import runtime
+from workers import claims, runtime
 from workers.batcher import MicroBatcher
+from workers.claims import ClaimRecovery, Presence
 from workers.liveness import Heartbeat, publish_card
 from workers.metrics import WorkerMetrics
 from workers.recovery import LostJobSweeper
@@ -49,11 +51,6 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
     worker_id = f"{'+'.join(c.name for c in configs)}@{socket.gethostname()}.{os.getpid()}"
     heartbeat = Heartbeat(redis.Redis.from_url(settings.redis_url), worker_id, [c.name for c in configs],
                           settings.heartbeat_interval_s, settings.heartbeat_ttl_s)
-    # kombu restores what it recorded as unacked after the visibility timeout; the sweeper
-    # waits that long (and one restore sweep more) before it looks for messages lost outright
-    sweeper = LostJobSweeper(redis.Redis.from_url(settings.redis_url, decode_responses=True), app, worker_id,
-                             quiet_after_s=settings.visibility_timeout_s + settings.unacked_restore_interval_s,
-                             interval_s=settings.lost_job_sweep_interval_s)
     worker = app.Worker(
         hostname=worker_id,
         queues=[config.queue for config in configs],
@@ -64,24 +61,65 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
         without_mingle=True,
         optimization="fair",
     )
+    batchers = [served.batcher for served in runtime.SERVED.values()]
+    _run_with_claims(app, worker, worker_id, settings, heartbeat, batchers)
+
+
+def _run_with_claims(app, worker, worker_id: str, settings: WorkerSettings, heartbeat: Heartbeat | None,
+                     batchers: list[MicroBatcher]) -> None:
+    """Run a Celery worker whose messages are claimed (``workers.claims``): present from before
+    it consumes until it exits, recovering dead peers' messages, and stopping gracefully."""
+    app.conf.broker_transport = claims.TRANSPORT  # kombu's Redis transport, claiming what it takes
+    presence = Presence(redis.Redis.from_url(settings.redis_url), worker_id, settings.heartbeat_interval_s)
+    recovery = ClaimRecovery(redis.Redis.from_url(settings.redis_url, decode_responses=True), app, worker_id,
+                             ttl_s=settings.heartbeat_ttl_s, interval_s=settings.claim_recovery_interval_s)
+    # a message lost between the queue and ``unacked`` (a kill in kombu's BRPOP window) leaves
+    # only its job record: the sweeper resends it once the visibility timeout (and one kombu
+    # restore round) has passed without any sign of it
+    sweeper = LostJobSweeper(redis.Redis.from_url(settings.redis_url, decode_responses=True), app, worker_id,
+                             quiet_after_s=settings.visibility_timeout_s + settings.unacked_restore_interval_s,
+                             interval_s=settings.lost_job_sweep_interval_s)
     from celery import signals
 
     # consumers are announced only once Celery is really consuming, and withdrawn on shutdown
     def on_ready(**_):
-        heartbeat.start()
+        if heartbeat is not None:
+            heartbeat.start()
         sweeper.start()
+        recovery.start()
 
     def on_shutdown(**_):
-        heartbeat.stop()
+        # stop taking work: the batch in flight finishes, what waits behind it goes back to the
+        # queue now (head of its list) for another worker; Celery then stops consuming, waits
+        # for the pool and restores anything still unacknowledged when it closes the channel
+        handed = sum(batcher.hand_back() for batcher in batchers)
+        logger.info("worker {} stopping: handed back {} waiting message(s); up to {:g}s for the batch in flight",
+                    worker_id, handed, settings.shutdown_grace_s)
+        if heartbeat is not None:
+            heartbeat.stop()
         sweeper.stop()
+        recovery.stop()
+        timer = threading.Timer(settings.shutdown_grace_s, out_of_grace)
+        timer.daemon = True
+        timer.start()
+
+    def out_of_grace():
+        # still here: the batch overran the grace. Marked dead, a peer puts back what is
+        # still claimed within a second; the batch dies with the process (it runs again there)
+        logger.error("worker {}: the batch in flight outlasted the {:g}s grace; exiting, peers take its messages",
+                     worker_id, settings.shutdown_grace_s)
+        presence.mark_dead()
+        os._exit(1)
 
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutting_down.connect(on_shutdown, weak=False)
+    presence.start()  # registered before the first message is taken
     try:
         worker.start()
     finally:
-        for served in runtime.SERVED.values():
-            served.batcher.close()
+        for batcher in batchers:
+            batcher.close()
+        presence.leave()
     raise SystemExit(worker.exitcode or 0)
 
 
@@ -90,11 +128,10 @@ def run_webhook_worker(settings: WorkerSettings, loglevel: str = "INFO", concurr
     they never take a model worker's batching threads."""
     from workers.celery_app import WEBHOOK_QUEUE, app
 
-    worker = app.Worker(hostname=f"webhooks@{socket.gethostname()}.{os.getpid()}", queues=[WEBHOOK_QUEUE],
-                        pool="threads", concurrency=concurrency, loglevel=loglevel, without_gossip=True,
-                        without_mingle=True)
-    worker.start()
-    raise SystemExit(worker.exitcode or 0)
+    worker_id = f"webhooks@{socket.gethostname()}.{os.getpid()}"
+    worker = app.Worker(hostname=worker_id, queues=[WEBHOOK_QUEUE], pool="threads", concurrency=concurrency,
+                        loglevel=loglevel, without_gossip=True, without_mingle=True)
+    _run_with_claims(app, worker, worker_id, settings, None, [])
 
 
 def _pin_threads(settings: WorkerSettings) -> None:
