@@ -36,6 +36,10 @@ class BodySizeLimit:
             return
         if self.max_inflight_bytes is not None and declared_bytes and self.inflight_bytes \
                 and self.inflight_bytes + declared_bytes > self.max_inflight_bytes:
+            # read and drop the body (it is within max_bytes), so the client, still uploading,
+            # gets to read the answer instead of a reset connection
+            while (message := await receive())["type"] == "http.request" and message.get("more_body"):
+                pass
             await _refuse(send, 503, "the server holds as many request bodies as it may right now; retry shortly",
                           "too_many_bodies_in_flight", [(b"retry-after", b"1")])
             return

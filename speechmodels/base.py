@@ -44,6 +44,11 @@ class SpeechModel(ABC):
     ``infer_batch`` runs once per micro-batch.
     """
 
+    #: seconds of input that separate batching lanes (``workers.lanes``): items batch only with
+    #: items of similar length, each lane on its own thread. Only for families whose
+    #: ``infer_batch`` may run on two threads at once, and whose batches pad to the longest item
+    length_lanes: tuple[float, ...] = ()
+
     def __init__(self, config: ModelConfig, device: str):
         self.config = config
         self.device = device

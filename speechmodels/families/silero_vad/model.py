@@ -35,6 +35,9 @@ class _Item:
 
 
 class SileroVAD(SpeechModel):
+    # one ONNX session serves concurrent runs; a batch steps all its streams window by window
+    # until the longest ends, so a 1 s clip must not share a batch with a 10-minute one
+    length_lanes = (30.0,)
 
     def __init__(self, config: ModelConfig, device: str, session):
         super().__init__(config, device)
