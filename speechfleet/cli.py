@@ -53,6 +53,9 @@ def api(config_path: Path | None, host: str, port: int) -> None:
     """The HTTP API alone, against REDIS_URL."""
     import uvicorn
 
+    from speechfleet.memory import return_large_blocks
+
+    return_large_blocks()
     from api.app import create_app
     from jobcontract.settings import APISettings
 
@@ -76,6 +79,9 @@ def worker(models: str | None, webhooks: bool, device: str | None, config_path: 
     # doubled the worker's CPU per request); set before numpy is first imported
     for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
+    from speechfleet.memory import return_large_blocks
+
+    return_large_blocks()
     from jobcontract.settings import WorkerSettings
     from workers.worker_main import run_webhook_worker, run_worker
 

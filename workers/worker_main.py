@@ -16,6 +16,7 @@ from speechmodels import ModelConfig, load_model
 from workers import claims, runtime
 from workers.batcher import MicroBatcher
 from workers.claims import ClaimRecovery, Presence
+from workers.lanes import batcher_for
 from workers.liveness import Heartbeat, publish_card
 from workers.metrics import WorkerMetrics
 from workers.recovery import LostJobSweeper
@@ -34,9 +35,11 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
         started = time.perf_counter()
         model = load_model(config, device=device)
         model.warm_up()
-        batcher = MicroBatcher(model.infer_batch, max_batch_size=config.max_batch_size,
-                               max_wait_ms=config.max_wait_ms, name=config.name,
-                               on_batch=lambda stats, name=config.name: fleet_metrics.batch(name, stats.batch_size))
+        # one batcher, or one per length range where the family pads batches to the longest item
+        batcher = batcher_for(model, lambda lane, config=config, model=model: MicroBatcher(
+            model.infer_batch, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
+            name=f"{config.name}{lane}",
+            on_batch=lambda stats, name=config.name: fleet_metrics.batch(name, stats.batch_size)))
         runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)
         languages = model.language_voices()
         if languages is not None:
