@@ -76,21 +76,29 @@ def matching_key(candidate: str | None, keys: list[ApiKey]) -> ApiKey | None:
 
 
 class AccessControl:
-    def __init__(self, app: ASGIApp, api_keys: list[str], rate_limit_per_minute: int | None):
+    def __init__(self, app: ASGIApp, api_keys: list[str], rate_limit_per_minute: int | None,
+                 open_listings: frozenset[str] = frozenset()):
         self.app = app
         self.api_keys = parse_api_keys(api_keys)
         self.rate_limit = rate_limit_per_minute
+        #: GET paths a request without any key may read (SPEECHFLEET_PUBLIC_LISTINGS); a key
+        #: that is presented is still checked
+        self.open_listings = open_listings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.api_keys or not scope["path"].startswith(PROTECTED_PREFIX):
             await self.app(scope, receive, send)
             return
         try:
-            key = matching_key(presented_key(scope["headers"]), self.api_keys)
+            presented = presented_key(scope["headers"])
         except AmbiguousCredentials as exc:
             await _refuse(send, 401, f"ambiguous credentials: {exc}", "ambiguous_credentials",
                           [(b"www-authenticate", b"Bearer")])
             return
+        if presented is None and scope.get("method") == "GET" and scope["path"] in self.open_listings:
+            await self.app(scope, receive, send)
+            return
+        key = matching_key(presented, self.api_keys)
         if key is None:
             await _refuse(send, 401, "a valid API key is required: 'Authorization: Bearer <key>' or 'Api-Key: <key>'",
                           "invalid_api_key", [(b"www-authenticate", b"Bearer")])

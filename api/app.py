@@ -6,7 +6,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from api.access import AccessControl
 from api.catalog import ModelCatalog
@@ -17,14 +19,17 @@ from api.middleware import BodySizeLimit, RequestId
 from api.routes import (
     convert,
     embed,
+    fleet,
     health,
     jobs,
     metrics,
     models,
+    playground,
     speech,
     transcriptions,
     vad,
     voice,
+    voices,
 )
 from jobcontract.async_store import BULK_BYTES_PER_S, AsyncJobStore
 from jobcontract.settings import APISettings, api_settings
@@ -69,10 +74,28 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (vad, embed, transcriptions, speech, convert, voice, models, jobs, health, metrics):
-        app.include_router(module.router)
+    routers = [module.router for module in (vad, embed, transcriptions, speech, convert, voice, voices, models, jobs,
+                                            health, metrics, fleet, playground)]
+    for router in routers:
+        app.include_router(router)
+    app.mount("/playground", playground.static_files(), name="playground")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        max_inflight_bytes=settings.max_inflight_body_bytes)
-    app.add_middleware(AccessControl, api_keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(AccessControl, api_keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute,
+                       open_listings=listing_paths(routers) if settings.public_listings else frozenset())
     app.add_middleware(RequestId)
+    if settings.allowed_origins:  # outermost: preflights and refusals (401, 413) carry the headers too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=EXPOSED_HEADERS, max_age=600)
     return app
+
+
+# what a browser client may read from an answer besides the safelisted headers
+EXPOSED_HEADERS = ["Location", "Retry-After", "X-Request-Id", "X-Job-Id", "Preference-Applied"]
+
+
+def listing_paths(routers: list[APIRouter]) -> frozenset[str]:
+    """The GET routes that only list models or voices (open with SPEECHFLEET_PUBLIC_LISTINGS)."""
+    return frozenset(route.path for router in routers for route in router.routes
+                     if isinstance(route, APIRoute) and "GET" in route.methods and route.path.startswith("/v1/")
+                     and (route.path.endswith("/models") or route.path == "/v1/audio/voices"))

@@ -31,6 +31,22 @@ def subtitles(segments: list[dict], kind: str) -> str:
     return body if kind == "srt" else f"WEBVTT\n\n{body}"
 
 
+SEGMENT_KEYS = ("id", "seek", "start", "end", "text", "tokens", "avg_logprob", "compression_ratio", "no_speech_prob",
+                "words", "temperature")
+
+
+def whisper_segment(segment: dict[str, Any]) -> dict[str, Any]:
+    """A segment as faster-whisper's ``Segment`` has it, which HSE returns as its
+    ``timestamps`` items; ``words`` (``start, end, word, probability``) when word timing ran."""
+    words = segment.get("words")
+    return {"id": segment["id"], "seek": segment.get("seek", 0), "start": segment["start"], "end": segment["end"],
+            "text": segment["text"], "tokens": segment["tokens"], "avg_logprob": segment["avg_logprob"],
+            "compression_ratio": segment["compression_ratio"], "no_speech_prob": segment["no_speech_prob"],
+            "words": None if words is None else [{key: word[key] for key in ("start", "end", "word", "probability")}
+                                                 for word in words],
+            "temperature": segment["temperature"]}
+
+
 def _verbose(record: JobRecord, result: dict[str, Any], granularities: list[str]) -> dict[str, Any]:
     body: dict[str, Any] = {"task": result["task"], "language": result["language"], "duration": result["duration"],
                             "text": result["text"]}
@@ -50,8 +66,8 @@ def render_transcription(record: JobRecord, data: bytes | None = None) -> Respon
     if render.get("dialect") == "hse":
         body = {"id": record.id, "model": record.model, "created": int(record.created_at), "text": result["text"],
                 "language": result["language"] if render.get("get_language") else None,
-                "timestamps": [{"start": s["start"], "end": s["end"], "text": s["text"].strip()}
-                               for s in result["segments"]] if render.get("get_timestamps") else None}
+                "timestamps": [whisper_segment(segment) for segment in result["segments"]]
+                if render.get("get_timestamps") else None}
         return JSONResponse(body)
     response_format = render.get("format", "json")
     if response_format == "text":

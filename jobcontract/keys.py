@@ -22,6 +22,10 @@ WORKERS_KEY = "speechfleet:workers"
 CLAIMS_KEY = "speechfleet:claims"
 CLAIM_RECOVERY_LOCK_KEY = "speechfleet:claim-recovery"
 METRICS_PREFIX = "speechfleet:metrics:"
+#: the voice library: per tenant, a hash of voice id -> the voice (JSON: name, embeddings per
+#: toolchain), and per voice its reference clip (base64)
+VOICES_PREFIX = "speechfleet:voices:"
+VOICE_SAMPLE_PREFIX = "speechfleet:voice-sample:"
 
 
 def job_key(job_id: str) -> str:
@@ -58,3 +62,10 @@ def card_key(model_name: str) -> str:
 def webhook_state_key(job_id: str) -> str:
     return WEBHOOK_STATE_PREFIX + job_id
 
+
+def voices_key(tenant: str) -> str:
+    return VOICES_PREFIX + tenant
+
+
+def voice_sample_key(tenant: str, voice_id: str) -> str:
+    return f"{VOICE_SAMPLE_PREFIX}{tenant}:{voice_id}"

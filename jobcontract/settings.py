@@ -60,6 +60,13 @@ class APISettings(FleetSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated; once set, every /v1 route needs one of them")
     rate_limit_per_minute: int | None = Field(default=None, ge=1, description="requests per API key per minute")
+    cors_origins: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="comma-separated origins browsers may call from; unset: any origin ('*') in "
+        "development, none in production")
+    cors_allow_any_origin: bool = Field(default=False, description="production only: allow '*' in cors_origins")
+    public_listings: bool = Field(default=False, description="model and voice listings (GET /v1/models, "
+                                  "/v1/audio/models, /v1/audio/voices, ...) answer without an API key")
+    max_voices_per_tenant: int = Field(default=100, ge=1, description="saved voices one tenant may keep")
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -67,6 +74,27 @@ class APISettings(FleetSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """The origins CORS allows: as set, else any in development and none in production."""
+        if self.cors_origins is None:
+            return ["*"] if self.environment == "development" else []
+        return self.cors_origins
+
+    @model_validator(mode="after")
+    def _no_open_cors_in_production(self) -> APISettings:
+        if self.environment == "production" and "*" in (self.cors_origins or []) and not self.cors_allow_any_origin:
+            raise ValueError("SPEECHFLEET_CORS_ORIGINS='*' in production lets any web page call the API with its "
+                             "users' keys: list the origins, or set SPEECHFLEET_CORS_ALLOW_ANY_ORIGIN=true")
+        return self
 
     @model_validator(mode="after")
     def _no_open_production(self) -> APISettings:

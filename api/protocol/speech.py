@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.protocol.common import AudioFormatName, AudioOutputOptions, CallbackOption, PostGenerationFilter
+from api.protocol.common import (
+    AudioFormatName,
+    AudioOutputOptions,
+    CallbackOption,
+    PostGenerationFilter,
+)
+from api.protocol.voices import VoiceReference
 
 # OpenAI's built-in voice names: an OpenAI client always sends one, so they mean "the model's
 # default voice" rather than an error
@@ -36,7 +42,9 @@ class OutputOptions(AudioOutputOptions):
 class SpeechRequest(CallbackOption):
     model: str
     input: str = Field(max_length=1_000_000, description="the text; the configured maximum applies")
-    voice: str | None = Field(default=None, max_length=128)
+    voice: Annotated[str, Field(max_length=128)] | VoiceReference | None = Field(
+        default=None, description="a voice of the model, or a saved voice ({\"id\": \"voice_…\"} "
+        "or its name) for a cloning toolchain")
     # HSE
     mode: Literal["single_speaker_tts", "multi_speaker_tts", "voice_cloning"] | None = None
     language: str | None = Field(default=None, max_length=32)

@@ -20,6 +20,7 @@ router = APIRouter(tags=["speaker embedding"])
 async def embed_speaker(body: EmbedSpeakerRequest, catalog: CatalogDep, dispatcher: DispatcherDep,
                         settings: SettingsDep, preference: PreferenceDep):
     model = catalog.member(body.model, SPEAKER_EMBEDDING)  # a toolchain's encoder too
-    plan = JobPlan.build(model.name, SPEAKER_EMBEDDING, [(model.name, SPEAKER_EMBEDDING)])
+    # the answer's model is the name asked for (a toolchain's, as HSE echoes it)
+    plan = JobPlan.build(body.model, SPEAKER_EMBEDDING, [(model.name, SPEAKER_EMBEDDING)])
     job_input = JobInput({"audio": await read_audio(body.input_audio, settings.max_audio_seconds)})
     return await run_job(dispatcher, plan, job_input, preference, callback_url=body.callback_url)

@@ -9,6 +9,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import CatalogDep, DispatcherDep
+from speechmodels.registry import (
+    SPEAKER_EMBEDDING,
+    SPEECH_SYNTHESIS,
+    TRANSCRIPTION,
+    VAD,
+    VOICE_CONVERSION,
+)
 
 router = APIRouter(tags=["health"])
 
@@ -20,10 +27,35 @@ def _version() -> str:
         return "0+unknown"
 
 
+# HSE's /health keys, each answered for the capability the models behind it serve
+HSE_HEALTH_KEYS = {"text_to_speech": SPEECH_SYNTHESIS, "speech_to_text": TRANSCRIPTION,
+                   "voice_conversion": VOICE_CONVERSION, "voice_embedding": SPEAKER_EMBEDDING,
+                   "voice_activity_detection": VAD}
+
+
 @router.get("/health")
-async def health() -> dict:
-    """The API process is up (says nothing about Redis or workers; see /ready)."""
-    return {"status": "ok"}
+async def health(catalog: CatalogDep, dispatcher: DispatcherDep) -> dict:
+    """``status: ok`` while the API process is up; then HSE's per-capability keys, each
+    ``"healthy"`` when a model that does it has a live worker, else ``"unhealthy: <reason>"``
+    (for readiness of every model, see /ready)."""
+    body: dict[str, str] = {"status": "ok"}
+    live: dict[str, int] | None = {}
+    try:
+        for name in catalog.configs:
+            live[name] = await dispatcher.live_consumers(name)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        live = None
+    for key, capability in HSE_HEALTH_KEYS.items():
+        models = [config.name for config in catalog.serving(capability)]
+        if not models:
+            body[key] = "unhealthy: no model configured for it"
+        elif live is None:
+            body[key] = "unhealthy: redis unreachable"
+        elif any(live[name] for name in models):
+            body[key] = "healthy"
+        else:
+            body[key] = f"unhealthy: no live worker for {', '.join(models)}"
+    return body
 
 
 @router.get("/ready", responses={503: {"description": "Redis unreachable or a model without a live worker"}})

@@ -8,10 +8,13 @@ from fastapi import APIRouter, Request
 
 from api.catalog import ModelCatalog
 from api.deps import CatalogDep
+from api.errors import APIError
 from api.protocol.models import LanguageOptions, ModelCard, ModelList, VoiceOptions
 from jobcontract.capabilities import CAPABILITIES
 from jobcontract.keys import card_key
 from speechmodels import ModelConfig
+from speechmodels.registry import SPEAKER_EMBEDDING
+from speechmodels.toolchains import TOOLCHAINS
 
 router = APIRouter(tags=["models"])
 
@@ -39,8 +42,29 @@ async def model_cards(request: Request, catalog: ModelCatalog, capability: str |
                             steps=[model.name for model in routes.get(capability, next(iter(routes.values())))],
                             routes={route: [model.name for model in models] for route, models in routes.items()})
                   for toolchain, routes in catalog.toolchains(capability)]
+    if capability == SPEAKER_EMBEDDING:
+        toolchains += _encoder_cards(catalog, {card.id for card in toolchains})
     return ModelList(data=[*(model_card(catalog, config, json.loads(card) if card else None)
                              for config, card in zip(configs, raw)), *toolchains])
+
+
+def _encoder_cards(catalog: ModelCatalog, listed: set[str]) -> list[ModelCard]:
+    """Toolchains whose speaker encoder is configured, though the rest of them may not be:
+    ``POST /v1/embed/speaker`` runs on their name (HSE lists ``harmonyspeech`` here)."""
+    cards = []
+    for name, toolchain in TOOLCHAINS.items():
+        if name in listed or not catalog.is_toolchain(name):
+            continue
+        if not any(step.capability == SPEAKER_EMBEDDING and step.model_type
+                   for steps in toolchain.routes.values() for step in steps):
+            continue
+        try:
+            encoder = catalog.member(name, SPEAKER_EMBEDDING)  # what /v1/embed/speaker runs
+        except APIError:
+            continue
+        cards.append(ModelCard(id=name, object="toolchain", created=catalog.created, capabilities=[SPEAKER_EMBEDDING],
+                               steps=[encoder.name], routes={SPEAKER_EMBEDDING: [encoder.name]}))
+    return cards
 
 
 @router.get("/v1/models", response_model=ModelList)

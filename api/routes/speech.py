@@ -17,8 +17,15 @@ from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_steps
 from api.protocol.common import DataEnvelope
-from api.protocol.speech import OPENAI_STOCK_VOICES, GenerationOptions, OutputOptions, SpeechRequest
+from api.protocol.speech import (
+    OPENAI_STOCK_VOICES,
+    GenerationOptions,
+    OutputOptions,
+    SpeechRequest,
+)
+from api.protocol.voices import VoiceReference
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
+from api.routes.voices import VOICE_ID_PREFIX, cloning_toolchains, with_saved_voice
 from api.speech_stream import stream_speech
 from jobcontract.keys import card_key
 from jobcontract.payload import AudioOutput, JobInput
@@ -58,9 +65,13 @@ async def create_speech(body: SpeechRequest, request: Request, catalog: CatalogD
               "language": body.language, "speed": body.speed or generation.speed or 1.0}
     render = {"dialect": "hse" if hse else "openai"}
     if catalog.is_toolchain(body.model):
+        body = await with_saved_voice(request, body)  # a saved voice brings its stored embedding
         return await _clone_voice(request, body, catalog, dispatcher, settings, preference,
                                   {**shared, "text": text}, output, render, filters)
     model = catalog.require(body.model, SPEECH_SYNTHESIS)
+    if isinstance(body.voice, VoiceReference) or (body.voice or "").startswith(VOICE_ID_PREFIX):
+        raise APIError(400, f"a saved voice is spoken by a voice-cloning toolchain ({', '.join(cloning_toolchains(catalog)) or 'none configured here'}), "
+                       f"not by model '{model.name}'", reason="unsupported_voice", param="voice")
     if body.mode == "voice_cloning" or body.input_audio or body.input_embedding:
         raise APIError(400, f"model '{model.name}' speaks with its own voices and cannot clone one; "
                        "clone with a toolchain such as harmonyspeech", reason="unsupported_mode", param="mode")
