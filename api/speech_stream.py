@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import time
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 from loguru import logger
 
-from api.dispatch import JobDispatcher, Preference, finished_job_body
+from api.dispatch import JobDispatcher, Preference
 from api.errors import APIError, error_body
-from jobcontract.capabilities import capability
+from api.part_stream import PartReader, sse_event
 from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
 from speechmodels.audio import resample
@@ -32,44 +31,6 @@ STREAMABLE_FORMATS = ("pcm", "wav", "mp3", "aac")
 
 class StreamAborted(Exception):
     """Raised inside a started audio body to abort it (the server drops the connection)."""
-
-
-class PartReader:
-    """Waits for a job's parts in order: one pub/sub wake-up per finished part (the worker
-    publishes it), a re-read of the record to notice a failed job."""
-
-    def __init__(self, dispatcher: JobDispatcher, job_id: str, plan: JobPlan, wait_s: float):
-        self._dispatcher = dispatcher
-        self._job_id = job_id
-        self._steps = plan.part_steps
-        self._unpack = capability(plan.steps[self._steps[0]].capability).unpack
-        self._wait_s = wait_s
-
-    async def part(self, index: int) -> SynthesizedSpeech:
-        store, events = self._dispatcher.store, self._dispatcher.events
-        deadline = time.monotonic() + self._wait_s
-        while True:
-            waiter = events.register(self._job_id)
-            try:
-                data = await store.step_output(self._job_id, self._steps[index])
-                if data is not None:
-                    return self._unpack(data)
-                record = await store.get(self._job_id)
-                if record is None:
-                    raise APIError(500, f"job {self._job_id} vanished while running", reason="job_lost",
-                                   job_id=self._job_id)
-                if record.status in ("failed", "cancelled"):
-                    await finished_job_body(record, store)  # raises the job's own error
-                if record.status == "succeeded":
-                    raise APIError(410, f"sentence {index} of job {self._job_id} has expired", reason="result_expired",
-                                   job_id=self._job_id)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise APIError(504, f"sentence {index} of job {self._job_id} was not ready within "
-                                   f"{self._wait_s:g}s", reason="sync_wait_exceeded", job_id=self._job_id)
-                await events.pause(waiter, remaining)
-            finally:
-                events.unregister(self._job_id, waiter)
 
 
 @dataclasses.dataclass
@@ -102,7 +63,7 @@ async def stream_speech(dispatcher: JobDispatcher, plan: JobPlan, job_input: Job
     accepted = time.monotonic()
     record = await dispatcher.submit(plan, job_input, dataclasses.replace(preference, respond_async=True), render,
                                      callback_url)
-    reader = PartReader(dispatcher, record.id, plan, dispatcher.wait_budget(preference))
+    reader = PartReader(dispatcher, record.id, plan, dispatcher.wait_budget(preference), noun="sentence")
     first = await reader.part(0)
     logger.info("job {}: first audio after {:.3f}s ({} sentences)", record.id, time.monotonic() - accepted, parts)
     encoder = ChunkEncoder(output.format, output.sample_rate)
@@ -129,18 +90,14 @@ async def stream_speech(dispatcher: JobDispatcher, plan: JobPlan, job_input: Job
         try:
             async for data, duration in sentences():
                 seconds += duration
-                yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+                yield sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
         except APIError as exc:
-            yield _event({"type": "error", "error": error_body(exc.status, exc.message, reason=exc.reason,
-                                                               param=exc.param, job_id=record.id)})
+            yield sse_event({"type": "error", "error": error_body(exc.status, exc.message, reason=exc.reason,
+                                                                  param=exc.param, job_id=record.id)})
             return
-        yield _event({"type": "speech.audio.done", "job_id": record.id, "sentences": parts,
-                      "audio_seconds": round(seconds, 3)})
+        yield sse_event({"type": "speech.audio.done", "job_id": record.id, "sentences": parts,
+                         "audio_seconds": round(seconds, 3)})
 
     if sse:
         return StreamingResponse(sse_body(), media_type="text/event-stream", headers=headers)
     return StreamingResponse(audio_body(), media_type=AUDIO_FORMATS[output.format].content_type, headers=headers)
-
-
-def _event(payload: dict) -> bytes:
-    return f"data: {json.dumps(payload)}\n\n".encode()

@@ -29,6 +29,7 @@ from speechmodels.registry import (
     VAD,
     VOICE_CONVERSION,
 )
+from speechmodels.stt import TranscribedSegment, TranscribedWord, Transcription
 from speechmodels.tts import SynthesizedSpeech, join_sentences
 
 if TYPE_CHECKING:
@@ -83,6 +84,39 @@ def _transcription(output: Any, job_input: JobInput) -> Encoded:
     return Encoded(dataclasses.asdict(output))  # text, language, duration, task, segments[words]
 
 
+def _transcription_bytes(output: Transcription) -> bytes:
+    return json.dumps(dataclasses.asdict(output)).encode()
+
+
+def _transcription_from_bytes(data: bytes) -> Transcription:
+    fields = json.loads(data)
+    segments = [TranscribedSegment(**{**segment, "words": None if segment.get("words") is None else
+                                      [TranscribedWord(**word) for word in segment["words"]]})
+                for segment in fields.pop("segments", [])]
+    return Transcription(**fields, segments=segments)
+
+
+def join_transcriptions(parts: list[Transcription]) -> Transcription:
+    """The transcripts of consecutive pieces of one audio (the API cuts it so that the pieces
+    tile it) as one: each piece's times shifted by the durations before it, segments
+    renumbered, the language the one most pieces were heard in."""
+    segments: list[TranscribedSegment] = []
+    offset = 0.0
+    for part in parts:
+        for segment in part.segments:
+            words = None if segment.words is None else [
+                dataclasses.replace(word, start=round(word.start + offset, 3), end=round(word.end + offset, 3))
+                for word in segment.words]
+            segments.append(dataclasses.replace(segment, id=len(segments), start=round(segment.start + offset, 3),
+                                                end=round(segment.end + offset, 3), words=words))
+        offset += part.duration
+    languages = [part.language for part in parts if part.text.strip()] or [part.language for part in parts]
+    language = max(dict.fromkeys(languages), key=languages.count) if languages else "en"
+    text = " ".join(part.text.strip() for part in parts if part.text.strip())
+    return Transcription(text=text, language=language, duration=round(offset, 3),
+                         task=parts[0].task if parts else "transcribe", segments=segments)
+
+
 def encode_speech(output: SynthesizedSpeech, job_input: JobInput) -> Encoded:
     """Audio in the format and sample rate the request asked for (wav at the model's rate
     by default)."""
@@ -109,7 +143,9 @@ CAPABILITIES: dict[str, Capability] = {c.name: c for c in (
                listing="/v1/audio/vad/models"),
     Capability(SPEAKER_EMBEDDING, "speaker embedding", next_field="embedding", pack=_embedding_bytes,
                encode=_embedding, listing="/v1/embed/models"),
-    Capability(TRANSCRIPTION, "speech-to-text", encode=_transcription, listing="/v1/audio/transcriptions/models",
+    # a long file's pieces (streamed transcriptions) travel as JSON and are joined in order
+    Capability(TRANSCRIPTION, "speech-to-text", pack=_transcription_bytes, unpack=_transcription_from_bytes,
+               encode=_transcription, join=join_transcriptions, listing="/v1/audio/transcriptions/models",
                render="transcript"),
     _audio(SPEECH_SYNTHESIS, "text to speech", join=join_sentences, listing="/v1/audio/speech/models"),
     _audio(AUDIO_CONVERSION, "audio conversion", listing="/v1/audio/convert/models"),

@@ -55,6 +55,8 @@ class APISettings(FleetSettings):
                                          "API process holds at once; beyond it new requests get 503 with Retry-After")
     max_speech_chars: int = Field(default=4096, ge=1, description="longest text /v1/audio/speech accepts")
     redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
+    transcription_stream_piece_s: float = Field(default=28.0, ge=2.0, le=30.0, description="stream=true "
+                                                "transcriptions: longest piece of the audio one part of the job holds")
 
     environment: Literal["development", "production"] = "development"
     api_keys: Annotated[list[str], NoDecode] = Field(

@@ -29,3 +29,5 @@ class OpenAITranscriptionForm(CallbackOption):
     response_format: Literal["json", "text", "srt", "vtt", "verbose_json"] = "json"
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
     timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
+    stream: bool = Field(default=False, description="Server-Sent Events: transcript.text.delta as each piece of "
+                         "the audio is transcribed, then transcript.text.done (json and text formats)")

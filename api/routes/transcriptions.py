@@ -1,5 +1,6 @@
 """POST /v1/audio/transcriptions (HSE JSON or OpenAI multipart, by Content-Type) and
-POST /v1/audio/translations (OpenAI multipart)."""
+POST /v1/audio/translations (OpenAI multipart); ``stream=true`` on either (OpenAI multipart)
+streams the transcript piece by piece (``api.transcription_stream``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError, ErrorResponse
 from api.protocol.transcription import HSETranscriptionRequest, OpenAITranscriptionForm
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
+from api.transcription_stream import stream_transcription
 from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
 from speechmodels.registry import TRANSCRIPTION
@@ -99,6 +101,15 @@ async def _openai_call(request, task, catalog, dispatcher, settings, preference)
                       "prompt": form.prompt, "temperature": form.temperature,
                       "word_timestamps": "word" in form.timestamp_granularities}
     render = {"dialect": "openai", "format": form.response_format, "granularities": form.timestamp_granularities}
+    if form.stream:
+        if form.response_format not in ("json", "text"):
+            raise APIError(400, f"a streamed transcription sends text events; response_format "
+                           f"'{form.response_format}' cannot be streamed (use json or text, or stream=false)",
+                           reason="unsupported_stream", param="response_format")
+        del request_fields["audio"]  # each piece of the audio is its own part of the job
+        return await stream_transcription(dispatcher, model.name, data, request_fields, preference,
+                                          {"dialect": "openai", "format": "verbose_json", "granularities": ["segment"]},
+                                          form.callback_url)
     return await run_job(dispatcher, _plan(model.name), JobInput(request_fields), preference, render,
                          callback_url=form.callback_url)
 

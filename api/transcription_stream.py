@@ -1,0 +1,107 @@
+"""Streamed transcription (``stream=true``): a long file's pieces are the parts of one job on
+the model's queue, so every worker of the model takes pieces of it, and each piece's text goes
+out as a ``transcript.text.delta`` Server-Sent Event as soon as it (and every piece before it)
+is transcribed; ``transcript.text.done`` ends the stream with the whole text and its ``usage``.
+The job's join step assembles the same pieces (times shifted), so the job's result is the
+whole transcript too.
+
+Where the file is cut is a cheap rule, run here in the API, which stays model-free: pieces of
+at most ``piece_s`` seconds, each ending at the quietest 50 ms frame of its last half. A VAD
+step on a worker would find better cuts, but the plan's parts are fixed when the job is
+recorded, so it would have to be a job of its own before this one, a whole queue round trip
+and a pass over the whole file before the first piece could start; the worker's Whisper family
+runs its own VAD inside each piece anyway (faster-whisper's Silero), so a cut in a quiet
+stretch loses nothing, and a cut inside a word (a piece of unbroken speech) costs at most that
+word.
+
+The response starts once the first piece is transcribed, so a request that fails there
+(English-only model asked to translate, undecodable audio) still gets its 4xx envelope.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+from anyio import to_thread
+from fastapi.responses import StreamingResponse
+from loguru import logger
+
+from api.dispatch import JobDispatcher, Preference
+from api.errors import APIError, error_body
+from api.part_stream import PartReader, sse_event
+from jobcontract.payload import JobInput
+from jobcontract.plan import JobPlan
+from speechmodels import audio
+from speechmodels.encoding import encode_audio
+from speechmodels.registry import TRANSCRIPTION
+
+SAMPLE_RATE = 16_000
+FRAME = SAMPLE_RATE // 20  # 50 ms: the resolution of the cut
+
+
+def cut_points(samples: np.ndarray, piece_s: float) -> list[int]:
+    """Where to cut: sample offsets (the last is the end), each piece at most ``piece_s``
+    long, each cut at the frame of least energy in the second half of its piece."""
+    longest = max(int(piece_s * SAMPLE_RATE), 2 * FRAME)
+    ends: list[int] = []
+    start = 0
+    while len(samples) - start > longest:
+        lowest, highest = start + longest // 2, start + longest
+        frames = samples[lowest:highest][: (highest - lowest) // FRAME * FRAME].reshape(-1, FRAME)
+        energy = np.einsum("ij,ij->i", frames, frames)
+        cut = lowest + int(np.argmin(energy)) * FRAME + FRAME // 2
+        ends.append(cut)
+        start = cut
+    ends.append(len(samples))
+    return ends
+
+
+def cut_audio(data: bytes, piece_s: float, max_seconds: float, param: str = "file") -> list[bytes]:
+    """The audio decoded to 16 kHz mono and cut into consecutive pieces (FLAC) that tile it."""
+    samples = audio.decode(data, SAMPLE_RATE, param=param, max_seconds=max_seconds)
+    pieces, start = [], 0
+    for end in cut_points(samples, piece_s):
+        pieces.append(encode_audio(samples[start:end], SAMPLE_RATE, "flac"))
+        start = end
+    return pieces
+
+
+async def stream_transcription(dispatcher: JobDispatcher, model_name: str, data: bytes, request_fields: dict,
+                               preference: Preference, render: dict, callback_url: str | None) -> StreamingResponse:
+    settings = dispatcher.settings
+    accepted = time.monotonic()
+    pieces = await to_thread.run_sync(cut_audio, data, settings.transcription_stream_piece_s,
+                                      settings.max_audio_seconds)
+    plan = JobPlan.build(model_name, TRANSCRIPTION, [(model_name, TRANSCRIPTION)], parts=len(pieces), streamed=True)
+    job_input = JobInput(request_fields, parts=[{"audio": piece} for piece in pieces])
+    record = await dispatcher.submit(plan, job_input, dataclasses.replace(preference, respond_async=True), render,
+                                     callback_url)
+    reader = PartReader(dispatcher, record.id, plan, dispatcher.wait_budget(preference), noun="piece")
+    first = await reader.part(0)  # a job that fails on its first piece is still a 4xx here
+    logger.info("job {}: first transcript piece after {:.3f}s ({} pieces)", record.id, time.monotonic() - accepted,
+                len(pieces))
+
+    async def events() -> AsyncIterator[bytes]:
+        texts: list[str] = []
+        seconds = 0.0
+        try:
+            for index in range(len(pieces)):
+                piece = first if index == 0 else await reader.part(index)
+                seconds += piece.duration
+                text = piece.text.strip()
+                if text:
+                    # the deltas concatenate to the done event's text (pieces joined by a space)
+                    yield sse_event({"type": "transcript.text.delta", "delta": (" " if texts else "") + text})
+                    texts.append(text)
+        except APIError as exc:
+            yield sse_event({"type": "error", "error": error_body(exc.status, exc.message, reason=exc.reason,
+                                                                  param=exc.param, job_id=record.id)})
+            return
+        yield sse_event({"type": "transcript.text.done", "text": " ".join(texts),
+                         "usage": {"type": "duration", "seconds": round(seconds, 3)}})
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"X-Job-Id": record.id, "Cache-Control": "no-store"})

@@ -1,0 +1,125 @@
+"""stream=true on /v1/audio/transcriptions and /v1/audio/translations, through the official
+openai package: deltas in order as the pieces (parts of one job) finish, then the done event;
+a failing request gets its 4xx before the stream starts."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+import yaml
+from openai.types.audio import TranscriptionStreamEvent, Translation
+
+from tests.api.live_audio import flac, joined, wer
+from tests.fleet import FIXTURE_TRANSCRIPTS, TEST_CONFIG, Fleet, fixture_audio
+
+MODELS = ("whisper", "whisper-base")
+
+
+@pytest.fixture(scope="module")
+def stt_fleet(private_redis, tmp_path_factory):
+    """The two Whisper models only (the shared fleet's other models are not needed here)."""
+    document = yaml.safe_load(TEST_CONFIG.read_text())
+    document["model_configs"] = [c for c in document["model_configs"] if c["name"] in MODELS]
+    config = tmp_path_factory.mktemp("stt-config") / "config.yml"
+    config.write_text(yaml.safe_dump(document))
+    running = Fleet(private_redis, config=config)
+    for model in MODELS:
+        running.start_worker(model)
+    running.start_api()
+    try:
+        running.wait_ready(timeout_s=240)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk(stt_fleet):
+    with openai.OpenAI(base_url=f"{stt_fleet.base_url}/v1", api_key="-", timeout=180, max_retries=0) as client:
+        yield client
+
+
+def _finished(http: httpx.Client, job_id: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (job := http.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    return job
+
+
+def _events(stream) -> list:
+    return list(stream)
+
+
+def test_jfk_streams_deltas_then_done(sdk):
+    stream = sdk.audio.transcriptions.create(model="whisper", file=("jfk.flac", fixture_audio("jfk.flac")),
+                                             stream=True)
+    events = _events(stream)
+    types = [event.type for event in events]
+    assert types[-1] == "transcript.text.done" and set(types[:-1]) == {"transcript.text.delta"}, types
+    done = events[-1]
+    assert "".join(event.delta for event in events[:-1]) == done.text
+    assert wer(FIXTURE_TRANSCRIPTS["jfk.flac"], done.text) == 0.0, done.text
+    assert done.usage.type == "duration" and done.usage.seconds == pytest.approx(11.0, abs=0.1)
+
+
+def test_two_minute_file_streams_its_pieces_in_order(sdk, stt_fleet):
+    samples, reference = joined(115)
+    with httpx.Client(base_url=stt_fleet.base_url, timeout=180) as http:
+        raw = sdk.audio.transcriptions.with_raw_response.create(
+            model="whisper", file=("long.flac", flac(samples)), stream=True)
+        job_id = raw.headers["x-job-id"]
+        events = _events(raw.parse())
+        deltas, done = events[:-1], events[-1]
+        assert done.type == "transcript.text.done" and all(e.type == "transcript.text.delta" for e in deltas)
+        assert len(deltas) >= 4, [e.delta for e in deltas]  # one per piece: several parts of one job
+        assert "".join(e.delta for e in deltas) == done.text
+        assert wer(reference, done.text) <= 0.2, done.text
+        assert done.usage.seconds == pytest.approx(len(samples) / 16_000, abs=0.05)
+        job = _finished(http, job_id)  # the stream ends with the last piece; the join step runs after it
+        steps = [step["name"] for step in job["steps"]]
+        assert job["status"] == "succeeded", job
+        assert steps[-1] == "join" and steps[:-1] == [f"whisper[{i}]" for i in range(len(steps) - 1)], steps
+        # the job's own result is the whole transcript, pieces joined with their times shifted
+        # (verbose_json: a streamed job's result keeps its segments for a caller that wants the times)
+        verbose = http.get(f"/v1/jobs/{job_id}/result").json()
+        assert verbose["text"] == done.text
+        starts = [segment["start"] for segment in verbose["segments"]]
+        assert starts == sorted(starts) and starts[-1] > 100, starts
+        assert verbose["duration"] == pytest.approx(len(samples) / 16_000, abs=0.05)
+
+
+def _streamed_translation(sdk, model: str, data: bytes) -> openai.Stream:
+    """The SDK's translations.create has no ``stream``; this is the call transcriptions.create
+    makes with ``stream=True``, on the translations path."""
+    return sdk.post("/audio/translations", body={"model": model, "stream": True}, files=[("file", ("jfk.flac", data))],
+                    options={"headers": {"Content-Type": "multipart/form-data"}}, cast_to=Translation, stream=True,
+                    stream_cls=openai.Stream[TranscriptionStreamEvent])
+
+
+def test_translation_streams_on_a_multilingual_model(sdk):
+    events = _events(_streamed_translation(sdk, "whisper-base", fixture_audio("jfk.flac")))
+    assert events[-1].type == "transcript.text.done", events
+    assert "".join(event.delta for event in events[:-1]) == events[-1].text
+    assert wer(FIXTURE_TRANSCRIPTS["jfk.flac"], events[-1].text) <= 0.2, events[-1].text
+
+
+def test_english_only_model_refuses_to_stream_a_translation_with_a_4xx(sdk):
+    with pytest.raises(openai.BadRequestError) as caught:
+        _streamed_translation(sdk, "whisper", fixture_audio("jfk.flac"))
+    assert caught.value.body["reason"] == "unsupported_task"
+
+
+def test_bad_streamed_requests_get_their_4xx_before_any_event(sdk):
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.audio.transcriptions.create(model="whisper", file=("x.wav", b"not audio at all"), stream=True)
+    assert caught.value.body["reason"] == "invalid_audio"
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.audio.transcriptions.create(model="whisper", file=("jfk.flac", fixture_audio("jfk.flac")), stream=True,
+                                        response_format="srt")
+    assert caught.value.body["reason"] == "unsupported_stream"
+    with pytest.raises(openai.NotFoundError):
+        sdk.audio.transcriptions.create(model="nope", file=("jfk.flac", fixture_audio("jfk.flac")), stream=True)
