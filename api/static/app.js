@@ -24,8 +24,9 @@ async function failure(response) {
   return new ApiError(message);
 }
 
-async function api(path, { method = "GET", json, form, headers = {} } = {}) {
-  const init = { method, headers: { ...authHeaders(), ...headers } };
+async function api(path, { method, json, form, headers = {} } = {}) {
+  const sends = json !== undefined || form !== undefined;
+  const init = { method: method || (sends ? "POST" : "GET"), headers: { ...authHeaders(), ...headers } };
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
