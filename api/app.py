@@ -18,6 +18,7 @@ from api.events import JobEvents
 from api.middleware import BodySizeLimit, RequestId
 from api.routes import (
     convert,
+    diarization,
     embed,
     fleet,
     health,
@@ -75,7 +76,7 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     routers = [module.router for module in (vad, embed, transcriptions, speech, convert, voice, voices, models, jobs,
-                                            health, metrics, fleet, playground)]
+                                            health, metrics, fleet, playground, diarization)]
     for router in routers:
         app.include_router(router)
     app.mount("/playground", playground.static_files(), name="playground")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from fastapi import Response
 
 from api.audio_rendering import render_audio_result
+from api.diarization_rendering import render_diarization
 from api.transcripts import render_transcription
 from jobcontract.record import JobRecord
 
@@ -16,4 +17,5 @@ from jobcontract.record import JobRecord
 RENDERERS: dict[str, Callable[[JobRecord, bytes | None], Response]] = {
     "audio": render_audio_result,
     "transcript": render_transcription,
+    "diarization": render_diarization,
 }

@@ -20,10 +20,12 @@ from speechmodels.audio import resample
 from speechmodels.encoding import AUDIO_FORMATS, encode_audio
 from speechmodels.registry import (
     AUDIO_CONVERSION,
+    DIARIZATION,
     MEL_RESTORATION,
     MEL_SYNTHESIS,
     MEL_VOCODING,
     SPEAKER_EMBEDDING,
+    SPEAKER_WINDOWS,
     SPEECH_SYNTHESIS,
     TRANSCRIPTION,
     VAD,
@@ -117,6 +119,12 @@ def join_transcriptions(parts: list[Transcription]) -> Transcription:
                          task=parts[0].task if parts else "transcribe", segments=segments)
 
 
+def _diarization(output: Any, job_input: JobInput) -> Encoded:
+    return Encoded({"duration": output.duration,
+                    "segments": [{"start": start, "end": end, "speaker": speaker}
+                                 for start, end, speaker in output.segments]})
+
+
 def encode_speech(output: SynthesizedSpeech, job_input: JobInput) -> Encoded:
     """Audio in the format and sample rate the request asked for (wav at the model's rate
     by default)."""
@@ -150,7 +158,10 @@ CAPABILITIES: dict[str, Capability] = {c.name: c for c in (
     _audio(SPEECH_SYNTHESIS, "text to speech", join=join_sentences, listing="/v1/audio/speech/models"),
     _audio(AUDIO_CONVERSION, "audio conversion", listing="/v1/audio/convert/models"),
     _audio(VOICE_CONVERSION, "voice conversion", listing="/v1/voice/convert/models"),
+    Capability(DIARIZATION, "diarization", next_field="diarization", encode=_diarization,
+               listing="/v1/audio/diarization/models", render="diarization"),
     # steps that only run inside toolchains
+    Capability(SPEAKER_WINDOWS, "speaker windows", next_field="windows"),
     _audio(MEL_VOCODING, "mel vocoding"),
     Capability(MEL_SYNTHESIS, "mel synthesis", next_field="mel"),
     Capability(MEL_RESTORATION, "mel restoration", next_field="mel"),

@@ -24,6 +24,8 @@ MEL_RESTORATION = "restore_mel"  # audio -> restored mel
 MEL_VOCODING = "vocode_mel"  # mel -> audio
 MEL_SYNTHESIS = "synthesize_mel"  # text + speaker embedding -> mel
 VOICE_CONVERSION = "voice_convert"  # source audio + a target voice's embedding -> audio
+DIARIZATION = "diarize"  # who spoke when: labelled speech segments
+SPEAKER_WINDOWS = "embed_windows"  # audio + its speech segments -> a speaker embedding per short window
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class ModelFamily:
 MODEL_FAMILIES: dict[str, ModelFamily] = {
     "SileroVAD": ModelFamily("speechmodels.families.silero_vad:SileroVAD", frozenset({VAD})),
     "HarmonySpeechEncoder": ModelFamily(
-        "speechmodels.families.harmonyspeech_encoder:HarmonySpeechEncoder", frozenset({SPEAKER_EMBEDDING})
+        "speechmodels.families.harmonyspeech_encoder:HarmonySpeechEncoder", frozenset({SPEAKER_EMBEDDING,
+                                                                                     SPEAKER_WINDOWS})
     ),
     "FasterWhisper": ModelFamily(
         "speechmodels.families.faster_whisper:FasterWhisper", frozenset({TRANSCRIPTION, VAD})
@@ -65,6 +68,7 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
     "VoiceFixerRestorer": ModelFamily("speechmodels.families.voicefixer:VoiceFixerRestorer",
                                       frozenset({MEL_RESTORATION})),
     "VoiceFixerVocoder": ModelFamily("speechmodels.families.voicefixer:VoiceFixerVocoder", frozenset({MEL_VOCODING})),
+    "SpeakerDiarizer": ModelFamily("speechmodels.families.speaker_diarizer:SpeakerDiarizer", frozenset({DIARIZATION})),
     "KittenTTSSynthesizer": ModelFamily(
         "speechmodels.families.kittentts:KittenTTSSynthesizer", frozenset({SPEECH_SYNTHESIS})
     ),

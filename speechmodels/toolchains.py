@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 from speechmodels.registry import (
     AUDIO_CONVERSION,
+    DIARIZATION,
     MEL_RESTORATION,
     MEL_SYNTHESIS,
     MEL_VOCODING,
     SPEAKER_EMBEDDING,
+    SPEAKER_WINDOWS,
     SPEECH_SYNTHESIS,
     VAD,
     VOICE_CONVERSION,
@@ -71,6 +73,13 @@ TOOLCHAINS: dict[str, Toolchain] = {
     )}),
     "openvoice_v1": _openvoice("V1", "OpenVoiceV1Synthesizer"),
     "openvoice_v2": _openvoice("V2", "MeloTTSSynthesizer"),
+    # who spoke when: the recording's speech, a GE2E embedding per short window of it (windows of
+    # every request batched on the encoder's queue), then clustering into speakers
+    "diarization": Toolchain("diarization", {DIARIZATION: (
+        ToolchainStep(VAD, request={"get_timestamps": True, "return_seconds": True, "task": "vad"}),
+        ToolchainStep(SPEAKER_WINDOWS, "HarmonySpeechEncoder", request={"speaker_windows": {}}),
+        ToolchainStep(DIARIZATION, "SpeakerDiarizer"),
+    )}),
     "voicefixer": Toolchain("voicefixer", {AUDIO_CONVERSION: (
         ToolchainStep(MEL_RESTORATION, "VoiceFixerRestorer"),
         ToolchainStep(MEL_VOCODING, "VoiceFixerVocoder"),

@@ -3,6 +3,7 @@ by every family that does VAD (and by the API, which validates requests with the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,3 +29,13 @@ class VoiceActivity:
     timestamps: list[tuple[float, float]] | None
 
 
+
+
+def read_segments(raw: bytes | str | list | None, duration: float) -> list[tuple[float, float]]:
+    """Speech segments in seconds as a VAD step hands them on (JSON ``[[start, end], ...]``),
+    held within the recording and in order."""
+    if raw is None:
+        return []
+    document = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
+    segments = sorted((max(0.0, float(start)), min(duration, float(end))) for start, end in document)
+    return [(start, end) for start, end in segments if end > start]

@@ -70,7 +70,8 @@ def fleet_config(tmp_path_factory) -> Path:
 def fleet(redis_server, fleet_config):
     """API + one worker per test model, shared by the API tests."""
     running = Fleet(redis_server, config=fleet_config)
-    for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "whisper-base", "piper", "rnnoise"):
+    for models in ("silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "whisper-base", "piper", "rnnoise",
+                   "speaker-diarizer"):
         running.start_worker(models)
     running.start_worker("vf-restorer,vf-vocoder", name="voicefixer")  # one process, two queues
     running.start_worker("hs-encoder,hs-synthesizer,hs-vocoder", name="harmonyspeech")

@@ -32,7 +32,7 @@ def test_reads_hse_config_unchanged(tmp_path):
 def test_default_config_is_valid():
     names = [config.name for config in load_model_configs(ROOT / "config.yml")]
     assert names == ["silero-vad", "harmonyspeech-encoder", "faster-whisper-tiny.en", "faster-whisper-base",
-                     "en_US-joe-medium", "rnnoise"]
+                     "en_US-joe-medium", "rnnoise", "speaker-diarizer"]
 
 
 @pytest.mark.parametrize("text, message", [
