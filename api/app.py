@@ -26,6 +26,7 @@ from api.routes import (
     metrics,
     models,
     playground,
+    realtime,
     speech,
     transcriptions,
     vad,
@@ -76,7 +77,7 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     routers = [module.router for module in (vad, embed, transcriptions, speech, convert, voice, voices, models, jobs,
-                                            health, metrics, fleet, playground, diarization)]
+                                            health, metrics, fleet, playground, realtime, diarization)]
     for router in routers:
         app.include_router(router)
     app.mount("/playground", playground.static_files(), name="playground")

@@ -22,6 +22,12 @@ WORKERS_KEY = "speechfleet:workers"
 CLAIMS_KEY = "speechfleet:claims"
 CLAIM_RECOVERY_LOCK_KEY = "speechfleet:claim-recovery"
 METRICS_PREFIX = "speechfleet:metrics:"
+#: realtime sessions open, scored by when their last beat expires: all of them (for /metrics)
+#: and per tenant (the sessions-per-key limit, shared by every API replica)
+REALTIME_SESSIONS_KEY = "speechfleet:realtime:sessions"
+REALTIME_TENANT_SESSIONS_PREFIX = "speechfleet:realtime:tenant-sessions:"
+REALTIME_SECRET_PREFIX = "speechfleet:realtime:secret:"  # a client secret's SHA-256 -> its tenant and session
+REALTIME_ITEMS_PREFIX = "speechfleet:realtime:items:"  # per session: its committed turns and their jobs
 #: the voice library: per tenant, a hash of voice id -> the voice (JSON: name, embeddings per
 #: toolchain), and per voice its reference clip (base64)
 VOICES_PREFIX = "speechfleet:voices:"
@@ -61,6 +67,18 @@ def card_key(model_name: str) -> str:
 
 def webhook_state_key(job_id: str) -> str:
     return WEBHOOK_STATE_PREFIX + job_id
+
+
+def realtime_tenant_sessions_key(tenant: str) -> str:
+    return REALTIME_TENANT_SESSIONS_PREFIX + tenant
+
+
+def realtime_secret_key(digest: str) -> str:
+    return REALTIME_SECRET_PREFIX + digest
+
+
+def realtime_items_key(session_id: str) -> str:
+    return REALTIME_ITEMS_PREFIX + session_id
 
 
 def voices_key(tenant: str) -> str:

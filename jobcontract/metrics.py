@@ -15,10 +15,16 @@ HISTOGRAMS = {  # name -> (help, buckets)
     "queue_wait_seconds": ("time from acceptance to a worker starting the job", SECONDS_BUCKETS),
     "inference_seconds": ("duration of the batched model call a job was part of", SECONDS_BUCKETS),
     "real_time_factor": ("a job's share of its batch's compute time per second of its audio", RTF_BUCKETS),
+    # realtime sessions (labelled by the transcription or VAD model)
+    "realtime_turn_latency_seconds": ("end of speech (its last audio received) to the turn's transcript sent",
+                                      SECONDS_BUCKETS),
+    "realtime_vad_decision_seconds": ("end of speech to speech_stopped: the silence waited for plus the VAD jobs",
+                                      SECONDS_BUCKETS),
 }
 COUNTERS = {  # name -> (help, label names)
     "jobs": ("jobs that ended, by model and outcome", ("model", "outcome")),
     "webhook_deliveries": ("webhook delivery attempts, by outcome", ("outcome",)),
+    "realtime_turns": ("realtime turns committed, by transcription model and outcome", ("model", "outcome")),
 }
 
 

@@ -57,6 +57,15 @@ class APISettings(FleetSettings):
     redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
     transcription_stream_piece_s: float = Field(default=28.0, ge=2.0, le=30.0, description="stream=true "
                                                 "transcriptions: longest piece of the audio one part of the job holds")
+    realtime_max_sessions_per_key: int = Field(default=16, ge=1, description="realtime sessions one API key may "
+                                               "hold open at once (all replicas)")
+    realtime_max_session_s: float = Field(default=3600.0, gt=0, description="longest a realtime session may last")
+    realtime_idle_timeout_s: float = Field(default=120.0, gt=0, description="a realtime session that sends no "
+                                           "event for this long is closed")
+    realtime_max_buffer_s: float = Field(default=60.0, gt=0, description="uncommitted audio a realtime session "
+                                         "may hold (server VAD commits a turn that reaches it)")
+    realtime_vad_slice_ms: int = Field(default=200, ge=32, le=5000, description="least new audio per server-VAD "
+                                       "job (more waits while one is in flight)")
 
     environment: Literal["development", "production"] = "development"
     api_keys: Annotated[list[str], NoDecode] = Field(

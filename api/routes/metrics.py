@@ -4,6 +4,8 @@ however many API replicas and workers run."""
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -13,6 +15,7 @@ from prometheus_client.core import (
 )
 
 from api.deps import CatalogDep, DispatcherDep
+from jobcontract.keys import REALTIME_SESSIONS_KEY
 from jobcontract.metrics import COUNTERS, HISTOGRAMS, counter_key, histogram_key
 
 router = APIRouter(tags=["health"])
@@ -38,6 +41,9 @@ async def metrics(request: Request, catalog: CatalogDep, dispatcher: DispatcherD
         depth.add_metric([name], await dispatcher.queue_depth(config.queue))
         consumers.add_metric([name], await dispatcher.live_consumers(name))
     families: list = [depth, consumers]
+    sessions = GaugeMetricFamily("speechfleet_realtime_sessions_open", "realtime sessions open (all API replicas)")
+    sessions.add_metric([], await client.zcount(REALTIME_SESSIONS_KEY, time.time(), "+inf"))
+    families.append(sessions)
 
     for metric, (description, buckets) in HISTOGRAMS.items():
         family = HistogramMetricFamily(f"speechfleet_{metric}", description, labels=["model"])

@@ -1,0 +1,1 @@
+"""Realtime transcription sessions over WebSocket (OpenAI's GA Realtime API, intent=transcription)."""
