@@ -2,7 +2,7 @@
 segments out (``speechmodels.diarization`` holds the steps; scikit-learn clusters).
 
 No weights: ``model`` in the config may be anything (``builtin`` reads best). Options:
-``distance_threshold`` (cosine distance at which the speaker tree is cut, 0.4) and
+``distance_threshold`` (cosine distance at which the speaker tree is cut, 0.35) and
 ``min_known_similarity`` (how close a cluster must be to a known speaker's reference to take
 its name, 0.6).
 """
@@ -31,7 +31,7 @@ from speechmodels.diarization import (
 class DiarizerOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    distance_threshold: float = Field(default=0.4, gt=0.0, lt=2.0)
+    distance_threshold: float = Field(default=0.35, gt=0.0, lt=2.0)
     min_known_similarity: float = Field(default=0.6, ge=-1.0, le=1.0)
 
 
