@@ -6,6 +6,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -46,8 +49,11 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         from workers.celery_app import app as celery_app  # to send jobs
 
+        # after a Redis restart a pooled connection may be a dead socket: one immediate retry on a
+        # fresh connection (a dead Redis still fails fast: connecting is what times out)
         connection = {"socket_timeout": settings.redis_timeout_s, "socket_connect_timeout": settings.redis_timeout_s,
-                      "health_check_interval": 10}
+                      "health_check_interval": 10, "retry": Retry(NoBackoff(), 1),
+                      "retry_on_error": [redis.exceptions.ConnectionError]}
         client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, **connection)
         binary = aioredis.Redis.from_url(settings.redis_url, **connection)  # audio results are bytes
         # large inputs: connecting still fails fast, writing gets the time its bytes need

@@ -139,7 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(BrokerError)
     async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
-        logger.warning("broker unavailable: {}", exc)
+        logger.warning("broker unavailable: {}: {}", type(exc).__name__, exc)
         return error_response(503, "the job broker (Redis) is unreachable; retry shortly",
                               reason="broker_unavailable", headers={"Retry-After": "1"})
 

@@ -75,6 +75,8 @@ def render_transcription(record: JobRecord, data: bytes | None = None) -> Respon
     if response_format in ("srt", "vtt"):
         media = "application/x-subrip" if response_format == "srt" else "text/vtt"
         return PlainTextResponse(subtitles(result["segments"], response_format), media_type=media)
+    if response_format == "diarized_json":  # already in OpenAI's shape (the speaker attribution step's)
+        return JSONResponse(result)
     if response_format == "verbose_json":
         return JSONResponse(_verbose(record, result, render.get("granularities", [])))
     return JSONResponse({"text": result["text"]})

@@ -24,6 +24,7 @@ from speechmodels.registry import (
     MEL_RESTORATION,
     MEL_SYNTHESIS,
     MEL_VOCODING,
+    SPEAKER_ATTRIBUTION,
     SPEAKER_EMBEDDING,
     SPEAKER_WINDOWS,
     SPEECH_SYNTHESIS,
@@ -125,6 +126,14 @@ def _diarization(output: Any, job_input: JobInput) -> Encoded:
                                  for start, end, speaker in output.segments]})
 
 
+def _diarized_transcript(output: Any, job_input: JobInput) -> Encoded:
+    """OpenAI's ``diarized_json``."""
+    segments = [{"type": "transcript.text.segment", "id": f"seg_{index}", **turn}
+                for index, turn in enumerate(output.segments)]
+    return Encoded({"task": output.task, "duration": output.duration, "text": output.text, "segments": segments,
+                    "usage": {"type": "duration", "seconds": round(output.duration, 3)}})
+
+
 def encode_speech(output: SynthesizedSpeech, job_input: JobInput) -> Encoded:
     """Audio in the format and sample rate the request asked for (wav at the model's rate
     by default)."""
@@ -152,7 +161,7 @@ CAPABILITIES: dict[str, Capability] = {c.name: c for c in (
     Capability(SPEAKER_EMBEDDING, "speaker embedding", next_field="embedding", pack=_embedding_bytes,
                encode=_embedding, listing="/v1/embed/models"),
     # a long file's pieces (streamed transcriptions) travel as JSON and are joined in order
-    Capability(TRANSCRIPTION, "speech-to-text", pack=_transcription_bytes, unpack=_transcription_from_bytes,
+    Capability(TRANSCRIPTION, "speech-to-text", next_field="transcript", pack=_transcription_bytes, unpack=_transcription_from_bytes,
                encode=_transcription, join=join_transcriptions, listing="/v1/audio/transcriptions/models",
                render="transcript"),
     _audio(SPEECH_SYNTHESIS, "text to speech", join=join_sentences, listing="/v1/audio/speech/models"),
@@ -162,6 +171,7 @@ CAPABILITIES: dict[str, Capability] = {c.name: c for c in (
                listing="/v1/audio/diarization/models", render="diarization"),
     # steps that only run inside toolchains
     Capability(SPEAKER_WINDOWS, "speaker windows", next_field="windows"),
+    Capability(SPEAKER_ATTRIBUTION, "speaker attribution", encode=_diarized_transcript),
     _audio(MEL_VOCODING, "mel vocoding"),
     Capability(MEL_SYNTHESIS, "mel synthesis", next_field="mel"),
     Capability(MEL_RESTORATION, "mel restoration", next_field="mel"),

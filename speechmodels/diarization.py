@@ -182,3 +182,52 @@ def _letters():
     for first in alphabet:
         for second in alphabet:
             yield first + second
+
+
+@dataclass
+class DiarizedTranscript:
+    """A transcript cut into turns, each given to the speaker who was talking (OpenAI's
+    ``diarized_json``)."""
+
+    duration: float
+    text: str
+    segments: list[dict]  # {start, end, speaker, text}
+    task: str = "transcribe"
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.__dict__).encode()
+
+
+def _speaker_at(diarization: Diarization, start: float, end: float) -> str | None:
+    """Who spoke over most of [start, end]; the nearest turn's speaker if no turn overlaps it."""
+    if not diarization.segments:
+        return None
+    overlap: dict[str, float] = {}
+    for turn_start, turn_end, speaker in diarization.segments:
+        shared = min(end, turn_end) - max(start, turn_start)
+        if shared > 0:
+            overlap[speaker] = overlap.get(speaker, 0.0) + shared
+    if overlap:
+        return max(overlap, key=overlap.get)
+    middle = (start + end) / 2
+    return min(diarization.segments, key=lambda turn: min(abs(turn[0] - middle), abs(turn[1] - middle)))[2]
+
+
+def attribute_speakers(transcript: dict, diarization: Diarization) -> DiarizedTranscript:
+    """Words go to speakers by their times (a segment's own times where it has no words), and
+    runs of one speaker's words become one turn."""
+    pieces = []
+    for segment in transcript.get("segments", []):
+        words = segment.get("words") or [{"word": segment["text"], "start": segment["start"], "end": segment["end"]}]
+        pieces += [(word["start"], word["end"], word["word"]) for word in words if word["word"].strip()]
+    turns: list[dict] = []
+    for start, end, text in pieces:
+        speaker = _speaker_at(diarization, start, end) or "A"
+        if turns and turns[-1]["speaker"] == speaker:
+            turns[-1]["end"], turns[-1]["text"] = round(end, 3), turns[-1]["text"] + text
+        else:
+            turns.append({"start": round(start, 3), "end": round(end, 3), "speaker": speaker, "text": text})
+    for turn in turns:
+        turn["text"] = turn["text"].strip()
+    return DiarizedTranscript(transcript.get("duration", diarization.duration), transcript.get("text", "").strip(),
+                              turns, transcript.get("task", "transcribe"))

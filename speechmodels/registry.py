@@ -25,6 +25,7 @@ MEL_VOCODING = "vocode_mel"  # mel -> audio
 MEL_SYNTHESIS = "synthesize_mel"  # text + speaker embedding -> mel
 VOICE_CONVERSION = "voice_convert"  # source audio + a target voice's embedding -> audio
 DIARIZATION = "diarize"  # who spoke when: labelled speech segments
+SPEAKER_ATTRIBUTION = "attribute_speakers"  # a transcript + its diarization -> the transcript in speakers' turns
 SPEAKER_WINDOWS = "embed_windows"  # audio + its speech segments -> a speaker embedding per short window
 
 
@@ -68,7 +69,7 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
     "VoiceFixerRestorer": ModelFamily("speechmodels.families.voicefixer:VoiceFixerRestorer",
                                       frozenset({MEL_RESTORATION})),
     "VoiceFixerVocoder": ModelFamily("speechmodels.families.voicefixer:VoiceFixerVocoder", frozenset({MEL_VOCODING})),
-    "SpeakerDiarizer": ModelFamily("speechmodels.families.speaker_diarizer:SpeakerDiarizer", frozenset({DIARIZATION})),
+    "SpeakerDiarizer": ModelFamily("speechmodels.families.speaker_diarizer:SpeakerDiarizer", frozenset({DIARIZATION, SPEAKER_ATTRIBUTION})),
     "KittenTTSSynthesizer": ModelFamily(
         "speechmodels.families.kittentts:KittenTTSSynthesizer", frozenset({SPEECH_SYNTHESIS})
     ),

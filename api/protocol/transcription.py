@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from api.protocol.common import CallbackOption
+from speechmodels.diarization import MAX_KNOWN_SPEAKERS
 
 
 class HSETranscriptionRequest(CallbackOption):
@@ -26,8 +27,14 @@ class OpenAITranscriptionForm(CallbackOption):
     model: str
     language: str | None = None
     prompt: str | None = Field(default=None, max_length=2000)
-    response_format: Literal["json", "text", "srt", "vtt", "verbose_json"] = "json"
+    response_format: Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"] = "json"
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
     timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
+    # diarized_json: who said what (the diarization pipeline runs before the transcription)
+    chunking_strategy: str | None = Field(default=None, max_length=2000, description="accepted; the diarization "
+                                          "pipeline's VAD step cuts the audio")
+    known_speaker_names: list[str] = Field(default_factory=list, max_length=MAX_KNOWN_SPEAKERS)
+    known_speaker_references: list[str] = Field(default_factory=list, max_length=MAX_KNOWN_SPEAKERS,
+                                                description="data URLs (or base64) of 2-10 s clips, one per name")
     stream: bool = Field(default=False, description="Server-Sent Events: transcript.text.delta as each piece of "
                          "the audio is transcribed, then transcript.text.done (json and text formats)")

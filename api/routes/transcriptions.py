@@ -17,7 +17,8 @@ from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from api.transcription_stream import stream_transcription
 from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
-from speechmodels.registry import TRANSCRIPTION
+from speechmodels.diarization import KNOWN_REFERENCE_SECONDS
+from speechmodels.registry import DIARIZATION, SPEAKER_ATTRIBUTION, TRANSCRIPTION
 
 router = APIRouter(tags=["speech to text"])
 _RESPONSES = {**ERROR_RESPONSES, **ASYNC_RESPONSE,
@@ -40,9 +41,11 @@ async def _openai_form(request: Request, max_seconds: float) -> tuple[OpenAITran
         raise APIError(400, "the audio must be sent as a file in the 'file' field", reason="invalid_request",
                        param="file")
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
-    granularities = form.getlist("timestamp_granularities[]") or form.getlist("timestamp_granularities")
+    lists = {name: form.getlist(f"{name}[]") or form.getlist(name)
+             for name in ("timestamp_granularities", "known_speaker_names", "known_speaker_references")}
+    fields = {key: value for key, value in fields.items() if key.removesuffix("[]") not in lists}
     try:
-        parsed = OpenAITranscriptionForm.model_validate({**fields, "timestamp_granularities": granularities})
+        parsed = OpenAITranscriptionForm.model_validate({**fields, **lists})
     except ValidationError as exc:
         raise _invalid(exc) from None
     return parsed, await check_audio(await upload.read(), max_seconds, param="file")
@@ -101,6 +104,8 @@ async def _openai_call(request, task, catalog, dispatcher, settings, preference)
                       "prompt": form.prompt, "temperature": form.temperature,
                       "word_timestamps": "word" in form.timestamp_granularities}
     render = {"dialect": "openai", "format": form.response_format, "granularities": form.timestamp_granularities}
+    if form.response_format == "diarized_json":
+        return await _diarized(form, model.name, request_fields, catalog, dispatcher, preference, render)
     if form.stream:
         if form.response_format not in ("json", "text"):
             raise APIError(400, f"a streamed transcription sends text events; response_format "
@@ -112,6 +117,28 @@ async def _openai_call(request, task, catalog, dispatcher, settings, preference)
                                           form.callback_url)
     return await run_job(dispatcher, _plan(model.name), JobInput(request_fields), preference, render,
                          callback_url=form.callback_url)
+
+
+async def _diarized(form: OpenAITranscriptionForm, model_name: str, request_fields: dict, catalog, dispatcher,
+                    preference, render: dict):
+    """Who said what: the diarization pipeline's steps, the transcription (with word times),
+    then its clustering model gives each run of words to the speaker talking then."""
+    if form.stream:
+        raise APIError(400, "diarized_json is answered whole; ask without stream", reason="unsupported_stream",
+                       param="stream")
+    if len(form.known_speaker_names) != len(form.known_speaker_references):
+        raise APIError(400, "known_speaker_names and known_speaker_references must pair up, one clip per name",
+                       param="known_speaker_references", reason="invalid_request")
+    chain = catalog.chain("diarization", DIARIZATION)
+    diarizer = chain.links[-1][0].name
+    references = [await read_audio(clip, KNOWN_REFERENCE_SECONDS[1] + 1, param=f"known_speaker_references.{index}")
+                  for index, clip in enumerate(form.known_speaker_references)]
+    # the transcription's own fields win over the pipeline's fixed ones (its VAD step's "task")
+    fields = {**chain.fields, **request_fields, "word_timestamps": True,
+              "known_speaker_names": form.known_speaker_names, "known_speaker_references": references}
+    plan = JobPlan.build(model_name, TRANSCRIPTION,
+                         [*chain.steps, (model_name, TRANSCRIPTION), (diarizer, SPEAKER_ATTRIBUTION)])
+    return await run_job(dispatcher, plan, JobInput(fields), preference, render, callback_url=form.callback_url)
 
 
 def _plan(model_name: str) -> JobPlan:

@@ -124,7 +124,8 @@ def _view(voice: dict) -> SavedVoice:
 
 
 @router.post("/v1/audio/voices", response_model=SavedVoice, status_code=201,
-             responses={**ERROR_RESPONSES, 409: {"model": ErrorResponse, "description": "name taken"}},
+             responses={**ERROR_RESPONSES, 409: {"model": ErrorResponse, "description": "name taken"},
+                        415: {"model": ErrorResponse, "description": "neither multipart/form-data nor JSON"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "multipart/form-data": {"schema": {
                      "type": "object", "required": ["name", "audio_sample"],

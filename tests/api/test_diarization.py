@@ -2,6 +2,7 @@
 clustering step, each a step of the job on its own queue."""
 
 import base64
+import json
 
 import httpx
 import numpy as np
@@ -99,3 +100,40 @@ def test_the_pipeline_is_listed_with_its_steps(client):
     card = next(card for card in cards if card["id"] == "diarization")
     assert card["object"] == "toolchain" and card["steps"] == ["silero-vad", "harmonyspeech-encoder",
                                                                "speaker-diarizer"]
+
+
+def test_diarized_json_through_the_openai_sdk(fleet, client):
+    """OpenAI's diarized transcription shape; each speaker's words are theirs."""
+    import io
+
+    import jiwer
+    import openai
+
+    sdk = openai.OpenAI(base_url=f"{fleet.base_url}/v1", api_key="unused", max_retries=0, timeout=180)
+    reference = "data:audio/wav;base64," + base64.b64encode(fixture_audio("cmu_arctic_us_aew_a0003.wav")).decode()
+    raw = sdk.audio.transcriptions.with_raw_response.create(
+        model="whisper", file=("talk.wav", io.BytesIO(conversation()), "audio/wav"), response_format="diarized_json",
+        chunking_strategy="auto", extra_body={"known_speaker_names": ["Alan"], "known_speaker_references": [reference]})
+    body = json.loads(raw.content)
+    assert body["task"] == "transcribe" and body["usage"] == {"type": "duration", "seconds": body["duration"]}
+    assert all(segment["type"] == "transcript.text.segment" and segment["end"] > segment["start"]
+               for segment in body["segments"])
+    assert _changes(body["segments"]) == ["Alan", "A", "Alan", "A"]
+    alan = " ".join(segment["text"] for segment in body["segments"] if segment["speaker"] == "Alan")
+    expected = ("Author of the danger trail, Philip Steels, etc. "
+                "Not at this particular case, Tom, apologized Whittemore.")
+    normalise = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                               jiwer.Strip()])
+    assert jiwer.wer(normalise(expected), normalise(alan)) < 0.4, alan
+    accepted = client.post("/v1/audio/transcriptions", headers={"Prefer": "respond-async"},
+                           files={"file": ("talk.wav", conversation(), "audio/wav")},
+                           data={"model": "whisper", "response_format": "diarized_json"})
+    assert accepted.status_code == 202, accepted.text
+    import time
+
+    deadline = time.monotonic() + 120
+    while (job := client.get(f"/v1/jobs/{accepted.json()['id']}").json())["status"] != "succeeded":
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert [step["name"] for step in job["steps"]] == ["silero-vad", "harmonyspeech-encoder", "speaker-diarizer",
+                                                       "whisper", "speaker-diarizer"]

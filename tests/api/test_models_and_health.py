@@ -2,11 +2,11 @@ def test_model_cards(client):
     listing = client.get("/v1/models").json()
     assert listing["object"] == "list"
     cards = {card["id"]: card for card in listing["data"]}
-    toolchains = {"voicefixer", "harmonyspeech", "openvoice_v1", "openvoice_v2"}
+    toolchains = {"voicefixer", "harmonyspeech", "openvoice_v1", "openvoice_v2", "diarization"}
     assert set(cards) == {"silero-vad", "harmonyspeech-encoder", "vad-aux", "whisper", "whisper-base", "piper", "rnnoise",
                           "vf-restorer",
                           "vf-vocoder", "hs-encoder", "hs-synthesizer", "hs-vocoder", "ov-encoder", "ov-converter",
-                          "ov-melo", "ov1-encoder", "ov1-converter", "ov1-synthesizer", *toolchains}
+                          "ov-melo", "ov1-encoder", "ov1-converter", "ov1-synthesizer", "speaker-diarizer", *toolchains}
     for card in cards.values():
         assert card["object"] == ("toolchain" if card["id"] in toolchains else "model")
         assert isinstance(card["created"], int) and card["owned_by"]

@@ -96,6 +96,6 @@ def test_the_fleet_recovers_by_itself_when_redis_returns(served_fleet):
     try:
         fleet.wait_ready_for("silero-vad", timeout_s=90)
         response, _ = timed_post(fleet)
-        assert response.status_code == 200 and response.json()["speech_activity"] is True
+        assert response.status_code == 200 and response.json()["speech_activity"] is True, response.text
     finally:
         revived.stop()

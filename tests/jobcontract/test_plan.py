@@ -7,6 +7,7 @@ from jobcontract.payload import AudioOutput, JobInput
 from jobcontract.plan import JobPlan, PlanFormatError, PlanStep
 from speechmodels.registry import (
     AUDIO_CONVERSION,
+    SPEAKER_ATTRIBUTION,
     SPEAKER_EMBEDDING,
     SPEECH_SYNTHESIS,
     TRANSCRIPTION,
@@ -60,7 +61,7 @@ def test_a_plan_of_another_format_is_refused_not_guessed():
 
 def test_an_output_that_cannot_feed_a_step_is_not_planned():
     with pytest.raises(ValueError, match="cannot feed"):
-        JobPlan.build("whisper", TRANSCRIPTION, [("whisper", TRANSCRIPTION), ("rnnoise", AUDIO_CONVERSION)])
+        JobPlan.build("whisper", TRANSCRIPTION, [("diarizer", SPEAKER_ATTRIBUTION), ("rnnoise", AUDIO_CONVERSION)])
     with pytest.raises(ValueError):
         JobPlan.build("nothing", VAD, [])
 

@@ -108,3 +108,17 @@ def test_no_speech_and_bad_references_are_input_errors(pipeline):
         encoder.prepare({"audio": _conversation(), "vad_segments": b"[[0.2, 3.8]]", "speaker_windows": {},
                          "known_speaker_references": [fixture_audio("cmu_arctic_us_axb_a0005.wav")]})  # 1.6 s
     assert short.value.code == "invalid_reference" and short.value.param == "known_speaker_references.0"
+
+
+def test_words_go_to_whoever_was_talking_and_runs_become_turns():
+    from speechmodels.diarization import attribute_speakers
+
+    transcript = {"text": " Hi there. Hello you.", "duration": 4.0, "segments": [
+        {"start": 0.0, "end": 4.0, "text": " Hi there. Hello you.", "words": [
+            {"word": " Hi", "start": 0.1, "end": 0.4}, {"word": " there.", "start": 0.5, "end": 0.9},
+            {"word": " Hello", "start": 2.1, "end": 2.5}, {"word": " you.", "start": 2.6, "end": 3.9}]}]}
+    turns = Diarization(4.0, [(0.0, 1.0, "Ana"), (2.0, 3.0, "B")])
+    result = attribute_speakers(transcript, turns)
+    assert [(t["speaker"], t["text"], t["start"], t["end"]) for t in result.segments] == [
+        ("Ana", "Hi there.", 0.1, 0.9), ("B", "Hello you.", 2.1, 3.9)]  # "you." mostly after B's turn: nearest
+    assert result.text == "Hi there. Hello you." and result.duration == 4.0

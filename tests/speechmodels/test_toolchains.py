@@ -20,7 +20,8 @@ def test_a_route_ends_in_its_own_capability_or_a_step_that_makes_its_output():
             for capability, steps in toolchain.routes.items()}
     assert ends == {("harmonyspeech", "tts"): "vocode_mel", ("openvoice_v1", "tts"): "voice_convert",
                     ("openvoice_v1", "voice_convert"): "voice_convert", ("openvoice_v2", "tts"): "voice_convert",
-                    ("openvoice_v2", "voice_convert"): "voice_convert", ("voicefixer", "convert"): "vocode_mel"}
+                    ("openvoice_v2", "voice_convert"): "voice_convert", ("voicefixer", "convert"): "vocode_mel",
+                    ("diarization", "diarize"): "diarize"}
 
 
 def test_the_reference_clip_steps_are_skipped_by_what_stands_in_for_them():

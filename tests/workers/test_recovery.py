@@ -11,7 +11,13 @@ import redis
 import soundfile
 from celery import Celery
 
-from jobcontract.keys import PENDING_KEY, SWEEPER_LOCK_KEY, job_key, step_field, step_output_key
+from jobcontract.keys import (
+    PENDING_KEY,
+    SWEEPER_LOCK_KEY,
+    job_key,
+    step_field,
+    step_output_key,
+)
 from jobcontract.payload import AudioOutput, JobInput
 from jobcontract.plan import JobPlan
 from jobcontract.priorities import queue_keys

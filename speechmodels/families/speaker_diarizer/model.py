@@ -1,5 +1,7 @@
 """The clustering step of diarization: speaker embeddings of windows of speech in, labelled
-segments out (``speechmodels.diarization`` holds the steps; scikit-learn clusters).
+segments out (``speechmodels.diarization`` holds the steps; scikit-learn clusters). And the
+last step of a diarized transcription: a transcript and its diarization in, the transcript in
+speakers' turns out (a request that brings a ``transcript``).
 
 No weights: ``model`` in the config may be anything (``builtin`` reads best). Options:
 ``distance_threshold`` (cosine distance at which the speaker tree is cut, 0.35) and
@@ -9,6 +11,7 @@ its name, 0.6).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +24,9 @@ from speechmodels.config import ModelConfig
 from speechmodels.diarization import (
     Diarization,
     DiarizationParams,
+    DiarizedTranscript,
     SpeakerWindows,
+    attribute_speakers,
     cluster_windows,
     label_speech,
     name_clusters,
@@ -41,6 +46,12 @@ class _Item:
     params: DiarizationParams
 
 
+@dataclass(frozen=True)
+class _Attribution:
+    transcript: dict
+    diarization: Diarization
+
+
 class SpeakerDiarizer(SpeechModel):
     def __init__(self, config: ModelConfig, device: str):
         super().__init__(config, device)
@@ -50,7 +61,11 @@ class SpeakerDiarizer(SpeechModel):
     def load(cls, config: ModelConfig, device: str | None = None) -> SpeakerDiarizer:
         return cls(config, "cpu")  # clustering a few hundred vectors: no accelerator to gain from
 
-    def prepare(self, request: Mapping[str, Any]) -> _Item:
+    def prepare(self, request: Mapping[str, Any]) -> _Item | _Attribution:
+        if "transcript" in request:
+            if request.get("diarization") is None:
+                raise InputError("speaker attribution needs the diarization step's turns", param="diarization")
+            return _Attribution(json.loads(request["transcript"]), Diarization.from_bytes(request["diarization"]))
         params = validate_params(DiarizationParams, request)
         raw = request.get("windows")
         if raw is None:
@@ -61,9 +76,12 @@ class SpeakerDiarizer(SpeechModel):
                              param="known_speaker_names", code="invalid_reference")
         return _Item(windows, params)
 
-    def infer_batch(self, items: Sequence[_Item]) -> list[Diarization]:
+    def infer_batch(self, items: Sequence[_Item | _Attribution]) -> list[Diarization | DiarizedTranscript]:
         outputs = []
         for item in items:
+            if isinstance(item, _Attribution):
+                outputs.append(attribute_speakers(item.transcript, item.diarization))
+                continue
             windows = item.windows
             labels = cluster_windows(windows.embeddings, item.params, self.options.distance_threshold)
             names = name_clusters(windows.embeddings, labels, windows.references, item.params.known_speaker_names,
@@ -71,8 +89,8 @@ class SpeakerDiarizer(SpeechModel):
             outputs.append(Diarization(round(windows.duration, 3), label_speech(windows, labels, names)))
         return outputs
 
-    def input_seconds(self, item: _Item) -> float:
-        return item.windows.duration
+    def input_seconds(self, item: _Item | _Attribution) -> float:
+        return item.windows.duration if isinstance(item, _Item) else item.diarization.duration
 
     def warmup_request(self) -> dict:
         rng = np.random.default_rng(0)
