@@ -63,6 +63,11 @@ def _verbose(record: JobRecord, result: dict[str, Any], granularities: list[str]
 
 def render_transcription(record: JobRecord, data: bytes | None = None) -> Response:
     result, render = record.result, record.render or {}
+    if render.get("dialect") == "hse_vad":  # /v1/audio/vad on a Whisper model, as HSE answers it
+        return JSONResponse({"id": record.id, "model": record.model, "created": int(record.created_at),
+                             "speech_activity": bool(result["segments"]),
+                             "timestamps": [whisper_segment(segment) for segment in result["segments"]]
+                             if render.get("get_timestamps") else None})
     if render.get("dialect") == "hse":
         body = {"id": record.id, "model": record.model, "created": int(record.created_at), "text": result["text"],
                 "language": result["language"] if render.get("get_language") else None,

@@ -79,7 +79,9 @@ async def transcribe(request: Request, catalog: CatalogDep, dispatcher: Dispatch
             raise _invalid(exc) from None
         model = catalog.require(body.model, TRANSCRIPTION)
         request_fields = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds),
-                          "task": "transcribe", "language": body.language}
+                          "task": "transcribe", "language": body.language,
+                          # HSE's timestamps are faster-whisper's segments, words included
+                          "word_timestamps": body.get_timestamps}
         render = {"dialect": "hse", "get_language": body.get_language, "get_timestamps": body.get_timestamps}
         return await run_job(dispatcher, _plan(model.name), JobInput(request_fields), preference, render,
                              callback_url=body.callback_url)

@@ -95,8 +95,13 @@ def test_whisper_serves_vad_too(client):
     response = client.post("/v1/audio/vad", json={"model": "whisper", "input_audio": b64_audio("jfk.flac"),
                                                   "get_timestamps": True})
     assert response.status_code == 200 and response.json()["speech_activity"] is True
+    # as HSE answers it: Whisper's segments, in seconds, words included
+    (first, *_) = response.json()["timestamps"]
+    assert set(first) == {"id", "seek", "start", "end", "text", "tokens", "avg_logprob", "compression_ratio",
+                          "no_speech_prob", "words", "temperature"}
+    assert 0 <= first["start"] < first["end"] <= 11.1 and first["words"] and "ask not" in response.text.lower()
     noise = client.post("/v1/audio/vad", json={"model": "whisper", "input_audio": b64_audio("noise_exercise_bike.wav")})
-    assert noise.json()["speech_activity"] is False
+    assert noise.json()["speech_activity"] is False and noise.json()["timestamps"] is None
 
 
 def test_concurrent_transcriptions_share_batches(client):
