@@ -110,6 +110,19 @@ class Fleet:
     def start_api(self) -> None:
         self.api = self._cli("api", "api", "--port", str(self.port))
 
+    def wait_healthy(self, timeout_s: float = 60) -> None:
+        """Until the API process answers (an API alone, against workers that already run)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"API not answering: {self.log_tail('api')}")
+            time.sleep(0.2)
+
     def wait_ready(self, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
         last = None

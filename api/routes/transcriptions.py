@@ -12,6 +12,7 @@ from starlette.formparsers import MultiPartException
 from api.audio_input import check_audio, read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError, ErrorResponse
+from api.forms import invalid_request
 from api.protocol.transcription import HSETranscriptionRequest, OpenAITranscriptionForm
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from api.transcription_stream import stream_transcription
@@ -23,12 +24,6 @@ from speechmodels.registry import DIARIZATION, SPEAKER_ATTRIBUTION, TRANSCRIPTIO
 router = APIRouter(tags=["speech to text"])
 _RESPONSES = {**ERROR_RESPONSES, **ASYNC_RESPONSE,
               415: {"model": ErrorResponse, "description": "neither multipart/form-data nor application/json"}}
-
-
-def _invalid(exc: ValidationError) -> APIError:
-    first = exc.errors()[0]
-    param = ".".join(str(part) for part in first["loc"]) or None
-    return APIError(400, f"{param}: {first['msg']}" if param else first["msg"], reason="invalid_request", param=param)
 
 
 async def _openai_form(request: Request, max_seconds: float) -> tuple[OpenAITranscriptionForm, bytes]:
@@ -47,7 +42,7 @@ async def _openai_form(request: Request, max_seconds: float) -> tuple[OpenAITran
     try:
         parsed = OpenAITranscriptionForm.model_validate({**fields, **lists})
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     return parsed, await check_audio(await upload.read(), max_seconds, param="file")
 
 
@@ -76,7 +71,7 @@ async def transcribe(request: Request, catalog: CatalogDep, dispatcher: Dispatch
         try:
             body = HSETranscriptionRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise _invalid(exc) from None
+            raise invalid_request(exc) from None
         model = catalog.require(body.model, TRANSCRIPTION)
         request_fields = {"audio": await read_audio(body.input_audio, settings.max_audio_seconds),
                           "task": "transcribe", "language": body.language,

@@ -28,6 +28,7 @@ from api.catalog import ModelCatalog
 from api.deps import CatalogDep, DispatcherDep, SettingsDep, tenant
 from api.dispatch import JobDispatcher, Preference, finished_job_body
 from api.errors import APIError, ErrorResponse, not_found
+from api.forms import invalid_request
 from api.protocol.speech import SpeechRequest
 from api.protocol.voices import (
     AudioModelEntry,
@@ -97,17 +98,13 @@ async def _create_body(request: Request, max_seconds: float) -> tuple[str, bytes
             parsed = VoiceCreateJSON(name=name if isinstance(name, str) else "", audio_sample="",
                                      consent=consent if isinstance(consent, str) else None)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise APIError(400, f"{first['loc'][0]}: {first['msg']}", reason="invalid_request",
-                           param=str(first["loc"][0])) from None
+            raise invalid_request(exc) from None
         return parsed.name, await check_audio(await upload.read(), max_seconds, param="audio_sample"), parsed.consent
     if content_type.startswith("application/json"):
         try:
             parsed = VoiceCreateJSON.model_validate_json(await request.body())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(str(part) for part in first["loc"]) or None
-            raise APIError(400, f"{param}: {first['msg']}", reason="invalid_request", param=param) from None
+            raise invalid_request(exc) from None
         return parsed.name, await read_audio(parsed.audio_sample, max_seconds, param="audio_sample"), parsed.consent
     raise APIError(415, "send multipart/form-data (name, audio_sample, consent) or JSON with base64 audio_sample",
                    reason="unsupported_media_type")

@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
-from tests.fleet import Fleet
 from jobcontract.settings import APISettings
+from tests.fleet import Fleet
 
 KEYS = "key-one,key-two"
 LIMIT = 8
@@ -22,15 +22,7 @@ def guarded(redis_server, fleet):
         replica.start_api()
         replicas.append(replica)
     for replica in replicas:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{replica.base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        replica.wait_healthy()
     yield [replica.base_url for replica in replicas]
     for replica in replicas:
         replica.stop()

@@ -17,15 +17,7 @@ BOB = {"Authorization": "Bearer bob-secret"}
 def keyed(redis_server, fleet):
     replica = Fleet(redis_server, extra_env={"SPEECHFLEET_API_KEYS": "alice:alice-secret,bob:bob-secret"})
     replica.start_api()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{replica.base_url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    replica.wait_healthy()
     with httpx.Client(base_url=replica.base_url, timeout=60) as http:
         yield http
     replica.stop()
