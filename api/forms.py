@@ -23,11 +23,11 @@ def invalid_request(exc: ValidationError) -> APIError:
 
 
 async def read_form(request: Request, schema: type[Schema], list_fields: tuple[str, ...] = (),
-                    max_files: int = 1) -> tuple[Schema, dict[str, list[UploadFile]]]:
+                    max_files: int = 1, max_fields: int = 64) -> tuple[Schema, dict[str, list[UploadFile]]]:
     """The form's fields through ``schema`` (a list field may be sent as ``name[]`` or ``name``,
     repeated), and its uploads by field name."""
     try:
-        form = await request.form(max_files=max_files, max_fields=64)
+        form = await request.form(max_files=max_files, max_fields=max_fields)
     except MultiPartException as exc:
         raise APIError(400, f"malformed multipart body: {exc.message}", reason="invalid_multipart") from None
     lists = {name: [value for value in form.getlist(f"{name}[]") + form.getlist(name) if isinstance(value, str)]

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from api.audio_input import check_audio, read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError, ErrorResponse
-from api.forms import invalid_request
+from api.forms import invalid_request, read_form
 from api.protocol.transcription import HSETranscriptionRequest, OpenAITranscriptionForm
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from api.transcription_stream import stream_transcription
@@ -27,22 +25,12 @@ _RESPONSES = {**ERROR_RESPONSES, **ASYNC_RESPONSE,
 
 
 async def _openai_form(request: Request, max_seconds: float) -> tuple[OpenAITranscriptionForm, bytes]:
-    try:
-        form = await request.form(max_files=1, max_fields=32)
-    except MultiPartException as exc:
-        raise APIError(400, f"malformed multipart body: {exc.message}", reason="invalid_multipart") from None
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+    parsed, uploads = await read_form(request, OpenAITranscriptionForm, max_fields=32, list_fields=(
+        "timestamp_granularities", "known_speaker_names", "known_speaker_references"))
+    (upload, *_) = uploads.get("file") or [None]
+    if upload is None:
         raise APIError(400, "the audio must be sent as a file in the 'file' field", reason="invalid_request",
                        param="file")
-    fields = {key: value for key, value in form.items() if isinstance(value, str)}
-    lists = {name: form.getlist(f"{name}[]") or form.getlist(name)
-             for name in ("timestamp_granularities", "known_speaker_names", "known_speaker_references")}
-    fields = {key: value for key, value in fields.items() if key.removesuffix("[]") not in lists}
-    try:
-        parsed = OpenAITranscriptionForm.model_validate({**fields, **lists})
-    except ValidationError as exc:
-        raise invalid_request(exc) from None
     return parsed, await check_audio(await upload.read(), max_seconds, param="file")
 
 
