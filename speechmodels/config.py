@@ -39,6 +39,8 @@ class ModelConfig(BaseModel):
     # fleet fields
     max_wait_ms: float = Field(default=10.0, ge=0, le=10_000, description="longest a batch waits to fill")
     options: dict = Field(default_factory=dict, description="family-specific settings")
+    scale_from_zero: bool = Field(default=False, description="accept and queue this model's jobs while no worker "
+                                  "serves it (an autoscaler starts one on the queue's depth)")
     sha256: dict[str, str] = Field(default_factory=dict,
                                    description="expected sha256 of weight files by name, checked when a split "
                                                "model's parts are joined")
