@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from api.access import AccessControl
 from api.catalog import ModelCatalog
@@ -36,6 +36,7 @@ from api.routes import (
     voice,
     voices,
 )
+from jobcontract import tracing
 from jobcontract.async_store import BULK_BYTES_PER_S, AsyncJobStore
 from jobcontract.settings import APISettings, api_settings
 from speechmodels import load_model_configs
@@ -66,7 +67,8 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.catalog = catalog
         app.state.job_store = store
-        app.state.dispatcher = JobDispatcher(client, celery_app, store, events, settings)
+        app.state.dispatcher = JobDispatcher(client, celery_app, store, events, settings,
+                                             scale_from_zero=catalog.scale_from_zero)
         try:
             yield
         finally:
@@ -95,7 +97,24 @@ def create_app(settings: APISettings | None = None) -> FastAPI:
     if settings.allowed_origins:  # outermost: preflights and refusals (401, 413) carry the headers too
         app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["*"],
                            allow_headers=["*"], expose_headers=EXPOSED_HEADERS, max_age=600)
+    if tracing.setup(tracing.API_SERVICE):
+        instrument(app)
     return app
+
+
+# probes and scrapes would bury the requests worth a trace
+UNTRACED_PATHS = "/health,/ready,/metrics,/version"
+
+
+def instrument(app: FastAPI) -> None:
+    """A server span per request (only with tracing on: the import and the middleware are skipped
+    otherwise). The API sends jobs with their trace context in the message headers itself
+    (``workers.canvas``), so Celery is not instrumented here: it would open a publish span per
+    message that, for a task this process does not define, it never ends."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=tracing.provider(), excluded_urls=UNTRACED_PATHS,
+                                       exclude_spans=["receive", "send"])
 
 
 # what a browser client may read from an answer besides the safelisted headers

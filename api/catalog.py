@@ -42,6 +42,8 @@ class ModelCatalog:
         self.configs = {config.name: config for config in configs}
         self.capabilities = {config.name: capabilities_of(config) for config in configs}
         self.created = int(time.time())
+        #: models whose requests are queued while no worker serves them (an autoscaler starts one)
+        self.scale_from_zero = frozenset(config.name for config in configs if config.scale_from_zero)
 
     def require(self, name: str, capability: str, param: str = "model") -> ModelConfig:
         """The named model, or 404 if unknown / 400 if it cannot do ``capability``."""

@@ -1,6 +1,6 @@
-"""From a planned request to a job: check every model of the plan has a live consumer,
-record the job, send its steps to their models' queues, then either answer 202 or wait for
-the job's end."""
+"""From a planned request to a job: check every model of the plan has a live consumer (or
+scales from zero: then the waiting job is what makes the autoscaler start one), record the
+job, send its steps to their models' queues, then either answer 202 or wait for the job's end."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from fastapi import Response
 from api.errors import APIError, unavailable
 from api.events import JobEvents
 from api.rendering import RENDERERS
+from jobcontract import tracing
 from jobcontract.async_store import AsyncJobStore
 from jobcontract.callbacks import CallbackRefused, check_callback_url
 from jobcontract.capabilities import capability
@@ -68,8 +69,10 @@ class Preference:
 
 class JobDispatcher:
     def __init__(self, client: aioredis.Redis, celery: Celery, store: AsyncJobStore, events: JobEvents,
-                 settings: APISettings):
+                 settings: APISettings, scale_from_zero: frozenset[str] = frozenset()):
         self._client = client
+        #: models whose jobs are queued while no worker serves them (``scale_from_zero`` in config.yml)
+        self._scale_from_zero = scale_from_zero
         self._celery = celery
         self._store = store
         self._events = events
@@ -102,31 +105,39 @@ class JobDispatcher:
                      callback_url: str | None = None) -> JobRecord:
         """Queue the job; returns its record once finished, or at once when async was asked.
 
-        Raises 503 when no worker serves one of the plan's models, 504 when a synchronous
-        wait runs out.
+        Raises 503 when no worker serves one of the plan's models (unless it scales from
+        zero), 504 when a synchronous wait runs out.
         """
         if callback_url is not None:
             await self._check_callback(callback_url)
         for model in plan.models():
-            if await self.live_consumers(model) == 0:
+            if model not in self._scale_from_zero and await self.live_consumers(model) == 0:
                 raise unavailable(f"no worker is serving model '{model}' right now", reason="no_worker")
-        created = time.time()
-        deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
-        record = JobRecord(id=uuid.uuid4().hex, status=QUEUED, created_at=created, plan=plan, render=render,
-                           priority=preference.priority, deadline_at=deadline_at, callback_url=callback_url,
-                           owner=preference.owner)
-        await self._store.create(record, job_input)
-        waiter = None if preference.respond_async else self._events.register(record.id)
-        try:
-            await to_thread.run_sync(partial(send_job, self._celery, record.id, plan, preference.priority))
-        except BaseException:  # the send failed, or the client went away mid-send
-            if waiter is not None:
-                self._events.unregister(record.id, waiter)
-            await self._store.delete(record.id)  # never accepted: leave no phantom job behind
-            raise
+        job_id = uuid.uuid4().hex
+        with tracing.started("job.submit", {tracing.JOB_ID: job_id, tracing.MODEL: plan.name}):
+            record = await self._accept(job_id, plan, job_input, preference, render, callback_url)
+            waiter = None if preference.respond_async else self._events.register(record.id)
+            try:
+                await to_thread.run_sync(partial(send_job, self._celery, record.id, plan, preference.priority,
+                                                 record.trace))
+            except BaseException:  # the send failed, or the client went away mid-send
+                if waiter is not None:
+                    self._events.unregister(record.id, waiter)
+                await self._store.delete(record.id)  # never accepted: leave no phantom job behind
+                raise
         if waiter is None:
             return record
-        return await self._wait(record.id, waiter, self.wait_budget(preference))
+        return await self._wait(record.id, waiter, self.wait_budget(preference), record.deadline_at)
+
+    async def _accept(self, job_id: str, plan: JobPlan, job_input: JobInput, preference: Preference,
+                      render: dict | None, callback_url: str | None) -> JobRecord:
+        created = time.time()
+        deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
+        record = JobRecord(id=job_id, status=QUEUED, created_at=created, plan=plan, render=render,
+                           priority=preference.priority, deadline_at=deadline_at, callback_url=callback_url,
+                           owner=preference.owner, trace=tracing.current_carrier())
+        await self._store.create(record, job_input)
+        return record
 
     def wait_budget(self, preference: Preference) -> float:
         """How long a synchronous caller waits: its ``Prefer: wait``, else the default, capped."""
@@ -146,7 +157,8 @@ class JobDispatcher:
         """Deliver the webhook of a job that ended here in the API (a cancel)."""
         await to_thread.run_sync(enqueue_delivery, job_id)
 
-    async def _wait(self, job_id: str, waiter: asyncio.Future, wait_s: float) -> JobRecord:
+    async def _wait(self, job_id: str, waiter: asyncio.Future, wait_s: float,
+                    deadline_at: float | None = None) -> JobRecord:
         deadline = time.monotonic() + wait_s
         try:
             while True:
@@ -155,12 +167,19 @@ class JobDispatcher:
                     raise APIError(504, f"job {job_id} did not finish within {wait_s:g}s; it keeps running: "
                                    f"poll /v1/jobs/{job_id}", reason="sync_wait_exceeded",
                                    headers={"Location": f"/v1/jobs/{job_id}"}, job_id=job_id)
-                await self._events.pause(waiter, remaining)
+                # a job's X-Deadline may come first: looked at then (a job with no worker yet
+                # is still queued, and the worker that takes it will drop it)
+                until_deadline = deadline_at - time.time() if deadline_at is not None else 0.0
+                await self._events.pause(waiter, min(remaining, until_deadline + 0.01) if until_deadline > 0
+                                         else remaining)
                 record = await self._store.get(job_id)
                 if record is None:
                     raise APIError(500, f"job {job_id} vanished while running", reason="job_lost", job_id=job_id)
                 if record.finished:
                     return record
+                if record.status == QUEUED and deadline_at is not None and time.time() > deadline_at:
+                    raise APIError(504, f"job {job_id}'s deadline passed before a worker could start it",
+                                   reason="deadline_exceeded", job_id=job_id)
                 if waiter.done():  # a wake-up for a state we already passed: wait for the next
                     waiter = self._events.register(job_id)
         finally:

@@ -52,6 +52,8 @@ class JobRecord:
     webhook_attempts: list[dict] = field(default_factory=list)
     #: the tenant (API key id) that made the job; None on a server without keys
     owner: str | None = None
+    #: the job's trace context (W3C ``traceparent`` carrier, ``jobcontract.tracing``); None untraced
+    trace: dict[str, str] | None = None
 
     @property
     def model(self) -> str:
@@ -81,7 +83,7 @@ class JobRecord:
             render=json.loads(raw["render"]) if raw.get("render") else None,
             priority=raw.get("priority", "normal"), deadline_at=number("deadline_at"),
             callback_url=raw.get("callback_url"), webhook_attempts=_numbered(raw, "webhook."),
-            owner=raw.get("owner"),
+            owner=raw.get("owner"), trace=json.loads(raw["trace"]) if raw.get("trace") else None,
         )
 
     def initial_hash(self) -> dict[str, str]:
@@ -96,4 +98,6 @@ class JobRecord:
             fields["render"] = json.dumps(self.render)
         if self.owner is not None:
             fields["owner"] = self.owner
+        if self.trace is not None:
+            fields["trace"] = json.dumps(self.trace)
         return fields

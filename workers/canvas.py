@@ -4,16 +4,19 @@ delivery on the ``webhooks`` queue. The only part of ``workers`` the API imports
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from celery import Celery, chain, chord
 
+from jobcontract import tracing
 from jobcontract.plan import JobPlan
 from jobcontract.priorities import PRIORITIES
 from speechmodels.config import queue_for
 from workers.celery_app import STEP_TASK, WEBHOOK_QUEUE, WEBHOOK_TASK, app
 
 
-def send_job(celery: Celery, job_id: str, plan: JobPlan, priority: str = "normal") -> None:
+def send_job(celery: Celery, job_id: str, plan: JobPlan, priority: str = "normal",
+             trace: Mapping[str, str] | None = None) -> None:
     """Put a job's steps on their models' queues. Messages carry only the job id and the
     step's index: the plan is on the job record and the input beside it, so a lost message
     can be sent again from the record alone.
@@ -24,12 +27,22 @@ def send_job(celery: Celery, job_id: str, plan: JobPlan, priority: str = "normal
     ``<job>:<nonce>:<step>``, so a resent job is counted afresh and the lost-job sweeper
     still finds the job by the prefix.
 
+    ``trace``, the job's trace context from its record, rides in every message's headers (the
+    worker's task span continues it), and is current while sending, so an instrumented
+    sender's publish spans join the job's trace too.
+
     ``ignore_result``: the sender must not subscribe to a result channel per task (results are
     read from job records). Chord parts are still counted: the Redis backend counts a part
     when it returns, whether or not its result is stored.
     """
+    with tracing.attached(trace):
+        _send(celery, job_id, plan, priority, dict(trace) if trace else None)
+
+
+def _send(celery: Celery, job_id: str, plan: JobPlan, priority: str, headers: dict[str, str] | None) -> None:
     def options(model: str) -> dict:
-        return {"queue": queue_for(model), "priority": PRIORITIES[priority], "ignore_result": True}
+        sent = {"queue": queue_for(model), "priority": PRIORITIES[priority], "ignore_result": True}
+        return {**sent, "headers": dict(headers)} if headers else sent
 
     if len(plan.steps) == 1:
         celery.send_task(STEP_TASK, args=(job_id, 0), task_id=job_id, **options(plan.steps[0].model))

@@ -73,28 +73,29 @@ class LostJobSweeper:
         quiet = self._client.zrangebyscore(PENDING_KEY, "-inf", now - self._quiet_after_s, start=0, num=SCAN_LIMIT)
         if not quiet:
             return []
-        candidates: dict[str, tuple[JobPlan, str]] = {}
+        candidates: dict[str, tuple[JobPlan, str, dict | None]] = {}
         for job_id in quiet:
-            status, priority, plan = self._client.hmget(job_key(job_id), "status", "priority", "plan")
+            status, priority, plan, trace = self._client.hmget(job_key(job_id), "status", "priority", "plan", "trace")
             if status is None or status in TERMINAL:
                 self._client.zrem(PENDING_KEY, job_id)  # finished or expired: nothing to watch
                 continue
             try:
-                candidates[job_id] = (JobPlan.from_json(plan or "null"), priority or "normal")
+                candidates[job_id] = (JobPlan.from_json(plan or "null"), priority or "normal",
+                                      json.loads(trace) if trace else None)
             except PlanFormatError as exc:  # recorded by another version: it cannot be resent from here
                 logger.warning("job {} cannot be resent: {}", job_id, exc)
                 self._client.zrem(PENDING_KEY, job_id)
         if not candidates:
             return []
         # a job's later steps wait on their own models' queues
-        present = self._message_ids({model for plan, _ in candidates.values() for model in plan.models()})
+        present = self._message_ids({model for plan, _, _ in candidates.values() for model in plan.models()})
         resent = []
-        for job_id, (plan, priority) in candidates.items():
+        for job_id, (plan, priority, trace) in candidates.items():
             if job_id not in present:  # neither waiting its turn nor held (unacked) by a worker
                 logger.warning("job {} for {} has no message anywhere; sending it again", job_id, plan.name)
                 # a failed send leaves the job quiet: the next sweep retries it. The job goes
-                # again whole: steps already done return at once, the rest run
-                send_job(self._celery, job_id, plan, priority)
+                # again whole: steps already done return at once, the rest run; in the job's trace
+                send_job(self._celery, job_id, plan, priority, trace)
                 self._count_resend(keys=[job_key(job_id)])
                 resent.append(job_id)
             self._client.zadd(PENDING_KEY, {job_id: now})  # quiet again from now on

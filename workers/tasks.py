@@ -8,19 +8,24 @@ the steps after it.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from celery import Task
 from celery.exceptions import Reject
 from loguru import logger
 
+from jobcontract import tracing
 from jobcontract.capabilities import Encoded, capability
+from jobcontract.keys import job_key, step_field
 from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan, PlanFormatError, PlanStep
 from jobcontract.record import RUNNING, TERMINAL, JobError
@@ -32,6 +37,9 @@ from workers.batcher import BatcherClosed, BatchStats
 from workers.canvas import enqueue_delivery
 from workers.celery_app import FORMER_STEP_TASKS, STEP_TASK, app
 from workers.metrics import WorkerMetrics
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 
 @lru_cache
@@ -63,6 +71,7 @@ class StepRun:
     output: Any
     stats: BatchStats | None = None  # None for a join, which makes no model call
     audio_seconds: float | None = None
+    submitted_at: float | None = None  # wall clock, when the item went to the batcher
 
 
 @app.task(name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
@@ -87,6 +96,14 @@ def run_step(self: Task, job_id: str, index: int):
     info = _begin(self, store, job_id, index, step, served.config.queue)
     if info is None:
         return None
+    with _step_span(job_id, index, step, plan, info) as span:
+        return _run_begun(store, job_id, index, step, plan, info, span)
+
+
+def _run_begun(store: JobStore, job_id: str, index: int, step: PlanStep, plan: JobPlan, info: dict,
+               span: Span | None) -> Any:
+    """A step marked running: its model call (or join), then its output kept or the job ended."""
+    last = plan.is_last(index)
     declared = capability(step.capability)
     try:
         job_input = store.input(job_id)
@@ -118,6 +135,7 @@ def run_step(self: Task, job_id: str, index: int):
         inference_s = run.stats.inference_ms / 1000
         rtf = inference_s / run.stats.batch_size / run.audio_seconds if run.audio_seconds else None
         timings = (info["queue_wait_ms"] / 1000, inference_s, rtf)
+        _trace_batch(span, run)
     if not last:
         store.finish_step(job_id, index, info, encoded)
         if timings:
@@ -145,6 +163,7 @@ def _infer(store: JobStore, job_id: str, job_input: JobInput, step: PlanStep) ->
     request["max_audio_seconds"] = settings.max_audio_seconds
     try:
         item = served.model.prepare(request)
+        submitted_at = time.time()
         # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
         output, stats = served.batcher.submit(item).result(timeout=settings.model_timeout_s)
     except InputError as exc:
@@ -152,7 +171,48 @@ def _infer(store: JobStore, job_id: str, job_input: JobInput, step: PlanStep) ->
     except FutureTimeout:
         raise StepError(JobError(f"model {step.model!r} did not finish this input within "
                                  f"{settings.model_timeout_s:g}s", reason="model_timeout", status=500)) from None
-    return StepRun(output, stats, served.model.audio_seconds(item, output))
+    return StepRun(output, stats, served.model.audio_seconds(item, output), submitted_at)
+
+
+@contextmanager
+def _step_span(job_id: str, index: int, step: PlanStep, plan: JobPlan, info: dict) -> Iterator[Span | None]:
+    """With tracing on: the step's wait in its queue (known only now, so recorded with its
+    times) and a ``job.step`` span around its run, both in the job's trace."""
+    if not tracing.enabled():
+        yield None
+        return
+    carrier, ready_at = _trace_facts(job_id, index, plan)
+    context = tracing.job_context(carrier)
+    attributes = {tracing.JOB_ID: job_id, tracing.MODEL: step.model, tracing.STEP: index,
+                  "speechfleet.step_name": step.name}
+    tracing.span_between("job.queue_wait", ready_at, info["started_at"], attributes, context)
+    with tracing.started("job.step", attributes, context) as span:
+        yield span
+
+
+def _trace_facts(job_id: str, index: int, plan: JobPlan) -> tuple[dict | None, float]:
+    """The job's trace context, and when this step could first run: when the job was
+    created (a first step, a part) or when the last step before it finished."""
+    earlier = [] if index in plan.part_steps else [step_field(before) for before in range(index)]
+    carrier, created_at, *steps = _records().hmget(job_key(job_id), ["trace", "created_at", *earlier])
+    finished = [json.loads(done).get("finished_at") or 0.0 for done in steps if done]
+    return json.loads(carrier) if carrier else None, max([float(created_at or 0.0), *finished])
+
+
+def _trace_batch(span: Span | None, run: StepRun) -> None:
+    """The step's wait for its batch to fill and the batched call, inside its ``job.step`` span."""
+    if span is None or run.stats is None or run.submitted_at is None:
+        return
+    span.set_attribute(tracing.BATCH_SIZE, run.stats.batch_size)
+    attributes = {**span.attributes, tracing.BATCH_SIZE: run.stats.batch_size}
+    batch_start = run.submitted_at + run.stats.batch_wait_ms / 1000
+    tracing.span_between("job.batch_wait", run.submitted_at, batch_start, attributes)
+    tracing.span_between("job.inference", batch_start, batch_start + run.stats.inference_ms / 1000, attributes)
+
+
+@lru_cache
+def _records() -> redis.Redis:
+    return redis.Redis.from_url(worker_settings().redis_url, decode_responses=True)
 
 
 def _join(store: JobStore, job_id: str, step: PlanStep) -> StepRun:

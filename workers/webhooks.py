@@ -18,6 +18,7 @@ import redis
 from celery import Task
 from loguru import logger
 
+from jobcontract import tracing
 from jobcontract.callbacks import CallbackRefused, CallbackTarget, resolve_callback
 from jobcontract.keys import job_key, webhook_state_key
 from jobcontract.record import JobRecord
@@ -89,15 +90,21 @@ def deliver_webhook(self: Task, job_id: str) -> str:
     attempt = self.request.retries + 1
     started = time.perf_counter()
     outcome: dict = {"attempt": attempt, "at": time.time()}
-    try:
-        # resolved and checked again (DNS may have changed), and the POST goes to that address
-        target = resolve_callback(raw["callback_url"], settings.webhook_allow_private)
-        response = post_to(target, body, headers, settings.webhook_timeout_s)
-        outcome["status_code"] = response.status_code
-        delivered = 200 <= response.status_code < 300
-    except (httpx.HTTPError, CallbackRefused) as exc:
-        outcome["error"] = f"{exc.__class__.__name__}: {exc}"
-        delivered = False
+    with tracing.started("webhook.deliver", {tracing.JOB_ID: job_id, tracing.MODEL: record.model,
+                                             "speechfleet.webhook.attempt": attempt},
+                         tracing.job_context(record.trace)) as span:
+        try:
+            # resolved and checked again (DNS may have changed), and the POST goes to that address
+            target = resolve_callback(raw["callback_url"], settings.webhook_allow_private)
+            response = post_to(target, body, headers, settings.webhook_timeout_s)
+            outcome["status_code"] = response.status_code
+            delivered = 200 <= response.status_code < 300
+        except (httpx.HTTPError, CallbackRefused) as exc:
+            outcome["error"] = f"{exc.__class__.__name__}: {exc}"
+            delivered = False
+        if span is not None:
+            span.set_attributes({"http.response.status_code": outcome.get("status_code", 0),
+                                 "speechfleet.webhook.delivered": delivered})
     outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     with client.pipeline() as pipe:
         pipe.hset(job_key(job_id), f"webhook.{attempt}", json.dumps(outcome))
