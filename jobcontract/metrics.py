@@ -9,12 +9,16 @@ from jobcontract.keys import METRICS_PREFIX
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 RTF_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+FRACTION_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 HISTOGRAMS = {  # name -> (help, buckets)
     "batch_size": ("items per batched model call", BATCH_BUCKETS),
     "queue_wait_seconds": ("time from acceptance to a worker starting the job", SECONDS_BUCKETS),
     "inference_seconds": ("duration of the batched model call a job was part of", SECONDS_BUCKETS),
     "real_time_factor": ("a job's share of its batch's compute time per second of its audio", RTF_BUCKETS),
+    # reported by the model families themselves (``SpeechModel.observe``): Whisper's window packing
+    "stt_requests_per_window": ("requests whose speech shared one 30 s Whisper window", BATCH_BUCKETS),
+    "stt_window_fill": ("fraction of a 30 s Whisper window holding audio (speech and guard gaps)", FRACTION_BUCKETS),
     # realtime sessions (labelled by the transcription or VAD model)
     "realtime_turn_latency_seconds": ("end of speech (its last audio received) to the turn's transcript sent",
                                       SECONDS_BUCKETS),

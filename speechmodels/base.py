@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from speechmodels.config import ModelConfig
@@ -52,6 +53,19 @@ class SpeechModel(ABC):
     def __init__(self, config: ModelConfig, device: str):
         self.config = config
         self.device = device
+        #: where the family's own observations go (``observe``): set by whoever serves the model
+        #: (a worker sends them to the fleet metrics); None in a notebook
+        self.observer: Callable[[Mapping[str, Sequence[float]]], None] | None = None
+
+    def observe(self, observations: Mapping[str, Sequence[float]]) -> None:
+        """Report values the family measured, by metric name (e.g. ``{"stt_window_fill": [0.8]}``).
+        Never fails the inference that reports them."""
+        if self.observer is None:
+            return
+        try:
+            self.observer(observations)
+        except Exception as exc:  # metrics are best effort; the batch's outputs matter more
+            logger.warning("{}: observations not reported: {}", self.config.name, exc)
 
     @classmethod
     @abstractmethod

@@ -6,7 +6,7 @@ import math
 
 import redis
 
-from jobcontract.metrics import count, observe
+from jobcontract.metrics import HISTOGRAMS, count, observe
 
 
 class WorkerMetrics:
@@ -16,6 +16,16 @@ class WorkerMetrics:
     def batch(self, model: str, size: int) -> None:
         with self._client.pipeline(transaction=False) as pipe:
             observe(pipe, "batch_size", model, size)
+            pipe.execute()
+
+    def observations(self, model: str, observations) -> None:
+        """A model family's own measurements (``SpeechModel.observe``), for the histograms the
+        fleet knows; other names are ignored."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for name, values in observations.items():
+                if name in HISTOGRAMS:
+                    for value in values:
+                        observe(pipe, name, model, value)
             pipe.execute()
 
     def job(self, model: str, outcome: str | None, queue_wait_s: float | None = None, inference_s: float | None = None,

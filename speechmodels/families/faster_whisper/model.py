@@ -24,6 +24,7 @@ import numpy as np
 from speechmodels import audio
 from speechmodels.base import InputError, SpeechModel, validate_params
 from speechmodels.config import ModelConfig
+from speechmodels.families.faster_whisper import packing
 from speechmodels.stt import (
     TranscribedSegment,
     TranscribedWord,
@@ -35,6 +36,7 @@ from speechmodels.weights import resolve_weights
 
 SAMPLE_RATE = 16_000
 CHUNK_SECONDS = 30
+PACK_GAP_SECONDS = 1.0
 # faster-whisper's defaults for attaching punctuation to words
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
@@ -43,7 +45,7 @@ COMPUTE_TYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat
 
 @dataclass
 class _Chunk:
-    features: np.ndarray  # (n_mels, 3000)
+    samples: np.ndarray  # at most 30 s of speech, 16 kHz; turned into features once placed in a window
     offset: float  # seconds into the speech-only timeline
     duration: float
 
@@ -55,11 +57,6 @@ class _Item:
     speech: list[dict] = field(default_factory=list)  # VAD segments, samples: maps times back
     chunks: list[_Chunk] = field(default_factory=list)
     activity: VoiceActivity | None = None  # set for VAD requests, which need no decoding
-
-    @property
-    def decoding_key(self) -> tuple:
-        p = self.params
-        return p.task, p.language, p.prompt, p.temperature, p.word_timestamps, p.beam_size
 
 
 def _whisper_language_codes() -> tuple[str, ...]:
@@ -73,7 +70,10 @@ class FasterWhisper(SpeechModel):
     def __init__(self, config: ModelConfig, device: str, whisper):
         super().__init__(config, device)
         self.whisper = whisper
-        self.max_chunks_per_call = int(config.options.get("max_chunks_per_call", 32))
+        self.max_chunks_per_call = int(config.options.get("max_chunks_per_call", 32))  # windows per encoder call
+        # several requests' speech in one window (``packing``); the gap is the silence between neighbours
+        self.pack_windows = bool(config.options.get("pack_windows", True))
+        self.pack_gap_s = float(config.options.get("pack_gap_s", PACK_GAP_SECONDS))
 
     @classmethod
     def load(cls, config: ModelConfig, device: str | None = None) -> FasterWhisper:
@@ -87,7 +87,7 @@ class FasterWhisper(SpeechModel):
         kind, _, index = device.partition(":")
         compute_type = config.options.get("compute_type") or COMPUTE_TYPES.get(config.dtype, "default")
         whisper = WhisperModel(str(folder), device=kind, device_index=int(index or 0), compute_type=compute_type,
-                               cpu_threads=int(config.options.get("cpu_threads", 0)), local_files_only=True)
+                               cpu_threads=config.threads or 0, local_files_only=True)
         return cls(config, device, whisper)
 
     @property
@@ -162,8 +162,7 @@ class FasterWhisper(SpeechModel):
         return _Item(TranscriptionParams(), len(samples) / SAMPLE_RATE, activity=VoiceActivity(bool(segments), timestamps))
 
     def _chunk(self, params: TranscriptionParams, samples: np.ndarray) -> _Item:
-        """Speech regions merged into chunks of at most 30 s, each turned into padded features."""
-        from faster_whisper.audio import pad_or_trim
+        """Speech regions merged into chunks of at most 30 s."""
         from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
         speech = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160))
@@ -172,8 +171,7 @@ class FasterWhisper(SpeechModel):
             return item
         pieces, metadata = collect_chunks(samples, speech, max_duration=CHUNK_SECONDS)
         for piece, meta in zip(pieces, metadata):
-            features = pad_or_trim(self.whisper.feature_extractor(piece)[..., :-1])
-            item.chunks.append(_Chunk(features.astype(np.float32), meta["offset"], meta["duration"]))
+            item.chunks.append(_Chunk(np.asarray(piece, dtype=np.float32), meta["offset"], meta["duration"]))
         return item
 
     def infer_batch(self, items: Sequence[_Item]) -> list[VoiceActivity | Transcription]:
@@ -183,81 +181,103 @@ class FasterWhisper(SpeechModel):
             if item.activity is not None:
                 outputs[index] = item.activity
             else:
-                groups[item.decoding_key].append(index)
+                groups[self._pack_key(index, item)].append(index)
         for indices in groups.values():
             for index, transcription in zip(indices, self._transcribe([items[i] for i in indices])):
                 outputs[index] = transcription
         return outputs
 
+    def _pack_key(self, index: int, item: _Item) -> tuple:
+        """Requests that may share windows: same decoding options. A prompt conditions the whole
+        window and a detected language is one per window, so those requests pack only with
+        themselves."""
+        p = item.params
+        alone = p.prompt is not None or (p.language is None and self.multilingual)
+        return p.task, p.language, p.temperature, p.beam_size, index if alone else None
+
     def _transcribe(self, items: list[_Item]) -> list[Transcription]:
-        """Items sharing decoding options: their chunks decoded together."""
+        """Items sharing decoding options: their chunks packed into windows, decoded together."""
         from faster_whisper.tokenizer import Tokenizer
 
         params = items[0].params
         language = params.language or ("en" if not self.multilingual else None)
         tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task=params.task, language=language or "en")
-        chunk_refs = [(i, c) for i, item in enumerate(items) for c in range(len(item.chunks))]
+        windows = packing.pack([((i, c), chunk.duration) for i, item in enumerate(items)
+                                for c, chunk in enumerate(item.chunks)],
+                               gap_s=self.pack_gap_s if self.pack_windows else None)
         segments: dict[tuple[int, int], list[dict]] = {}
         detected: dict[int, str] = {}
-        last_word_end = [0.0] * len(items)
-        for start in range(0, len(chunk_refs), self.max_chunks_per_call):
-            refs = chunk_refs[start : start + self.max_chunks_per_call]
-            self._decode(items, refs, tokenizer, params, detect=language is None, segments=segments,
-                         detected=detected, last_word_end=last_word_end)
+        wants_words = {i for i, item in enumerate(items) if item.params.word_timestamps}
+        for start in range(0, len(windows), self.max_chunks_per_call):
+            self._decode(items, windows[start : start + self.max_chunks_per_call], tokenizer, params,
+                         detect=language is None, segments=segments, detected=detected, wants_words=wants_words)
+        if windows:
+            self.observe({"stt_requests_per_window": [len({p.ref[0] for p in w.placed}) for w in windows],
+                          "stt_window_fill": [w.used / packing.WINDOW_SECONDS for w in windows]})
         return [self._assemble(i, item, segments, detected.get(i, language or "en")) for i, item in enumerate(items)]
 
-    def _decode(self, items, refs, tokenizer, params, *, detect, segments, detected, last_word_end) -> None:
-        """ONE encoder pass and ONE generate call for these chunks, whoever sent them."""
-        import ctranslate2
-        from faster_whisper.transcribe import (
-            get_compression_ratio,
-            get_suppressed_tokens,
-        )
+    def _window_features(self, items: list[_Item], window: packing.Window) -> np.ndarray:
+        """The window's audio (chunks at their places, silence between) as padded log-mel features."""
+        from faster_whisper.audio import pad_or_trim
 
-        features = np.stack([items[i].chunks[c].features for i, c in refs])
-        encoded = self.whisper.encode(features)
+        samples = np.zeros(int(round(window.used * SAMPLE_RATE)), dtype=np.float32)
+        for place in window.placed:
+            i, c = place.ref
+            piece = items[i].chunks[c].samples
+            at = int(round(place.start * SAMPLE_RATE))
+            samples[at : at + len(piece)] = piece[: len(samples) - at]
+        return pad_or_trim(self.whisper.feature_extractor(samples)[..., :-1]).astype(np.float32)
+
+    def _decode(self, items, windows, tokenizer, params, *, detect, segments, detected, wants_words) -> None:
+        """ONE encoder pass and ONE generate call for these windows, whoever's speech they hold."""
+        import ctranslate2
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+        encoded = self.whisper.encode(np.stack([self._window_features(items, window) for window in windows]))
         previous = tokenizer.encode(" " + params.prompt.strip()) if params.prompt else []
         prompt = self.whisper.get_prompt(tokenizer, previous_tokens=previous, without_timestamps=False)
-        prompts = [list(prompt) for _ in refs]
-        if detect:  # multilingual model, no language given: one per chunk, same prompt shape
+        prompts = [list(prompt) for _ in windows]
+        if detect:  # multilingual model, no language given: one per window (of one request), same prompt shape
             position = prompt.index(tokenizer.language)
-            for row, ((i, c), candidates) in enumerate(zip(refs, self.whisper.model.detect_language(encoded))):
+            for row, (window, candidates) in enumerate(zip(windows, self.whisper.model.detect_language(encoded))):
                 code = candidates[0][0]
                 prompts[row][position] = tokenizer.tokenizer.token_to_id(code)
-                detected.setdefault(i, code.strip("<|>"))
+                detected.setdefault(window.placed[0].ref[0], code.strip("<|>"))
         sampling = {"sampling_temperature": params.temperature, "sampling_topk": 0, "beam_size": 1} \
             if params.temperature > 0 else {"beam_size": params.beam_size}
         results = self.whisper.model.generate(
             encoded, prompts, patience=1, length_penalty=1, max_length=self.whisper.max_length,
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             return_scores=True, return_no_speech_prob=True, **sampling)
-        sizes = {}
-        for (i, c), result in zip(refs, results):
-            chunk = items[i].chunks[c]
+        encoded_rows = np.asarray(encoded) if any(len(w.placed) > 1 or wants_words for w in windows) else None
+        for row, (window, result) in enumerate(zip(windows, results)):
             tokens = result.sequences_ids[0]
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-            sizes[(i, c)] = int(ceil(chunk.duration) * self.whisper.frames_per_second)
+            size = int(ceil(window.used) * self.whisper.frames_per_second)
             pieces, _, _ = self.whisper._split_segments_by_timestamps(
-                tokenizer=tokenizer, tokens=tokens, time_offset=chunk.offset, segment_size=sizes[(i, c)],
-                segment_duration=chunk.duration, seek=0)
-            segments[(i, c)] = [{"text": tokenizer.decode(p["tokens"]), "tokens": p["tokens"], "start": p["start"],
-                                 "end": p["end"], "avg_logprob": avg_logprob, "no_speech_prob": result.no_speech_prob,
-                                 "compression_ratio": get_compression_ratio(tokenizer.decode(p["tokens"])),
-                                 "seek": int(chunk.offset * self.whisper.frames_per_second)}
-                                for p in pieces]
-        if not params.word_timestamps:
-            return
-        # alignment per request, so one request's timing heuristics never leak into another's
-        rows_by_item: dict[int, list[int]] = defaultdict(list)
-        for row, ref in enumerate(refs):
-            if segments[ref]:  # a chunk that decoded to nothing has no words to align
-                rows_by_item[ref[0]].append(row)
-        encoded_rows = np.asarray(encoded)
-        for i, rows in rows_by_item.items():
-            own = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded_rows[rows]))
-            last_word_end[i] = self.whisper.add_word_timestamps(
-                [segments[refs[row]] for row in rows], tokenizer, own, [sizes[refs[row]] for row in rows],
-                PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, last_word_end[i]) or last_word_end[i]
+                tokenizer=tokenizer, tokens=tokens, time_offset=0.0, segment_size=size,
+                segment_duration=window.used, seek=0)
+            decoded = [{"text": tokenizer.decode(p["tokens"]), "tokens": p["tokens"], "start": p["start"],
+                        "end": p["end"], "avg_logprob": avg_logprob, "no_speech_prob": result.no_speech_prob,
+                        "seek": 0} for p in pieces]
+            # words are what a shared window is split by, so packed windows are always aligned; a
+            # window of one request only when it asked for word times. Per window, so one window's
+            # timing heuristics never reach another's
+            owners = {place.ref[0] for place in window.placed}
+            if decoded and (len(window.placed) > 1 or owners & wants_words):
+                own = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded_rows[row : row + 1]))
+                self.whisper.add_word_timestamps([decoded], tokenizer, own, [size], PREPEND_PUNCTUATIONS,
+                                                 APPEND_PUNCTUATIONS, 0.0)
+            for place, own_segments in zip(window.placed, packing.split(window, decoded, tokenizer.encode)):
+                offset = items[place.ref[0]].chunks[place.ref[1]].offset
+                for segment in own_segments:
+                    segment["compression_ratio"] = get_compression_ratio(segment["text"])
+                    segment["start"] += offset
+                    segment["end"] += offset
+                    for word in segment.get("words") or []:
+                        word["start"] += offset
+                        word["end"] += offset
+                segments[place.ref] = own_segments
 
     def _assemble(self, index: int, item: _Item, segments: dict, language: str) -> Transcription:
         """Chunk segments in order, with times mapped from the speech-only timeline back to the audio."""

@@ -26,11 +26,13 @@ def test_transcribes_jfk_with_word_timestamps(whisper):
     assert words[-1].end <= 11.0
 
 
-def test_one_batched_call_equals_one_by_one(whisper):
+def test_unpacked_one_batched_call_equals_one_by_one():
+    unpacked = load_model(ModelConfig(name="w", model=BUNDLED, model_type="FasterWhisper",
+                                      options={"compute_type": "int8", "pack_windows": False}))
     names = ["cmu_arctic_us_aew_a0001.wav", "jfk.flac", "cmu_arctic_us_axb_a0004.wav"]
-    items = [whisper.prepare({"audio": fixture_audio(name)}) for name in names]
-    batched = whisper.infer_batch(items)
-    single = [whisper.infer_batch([item])[0] for item in items]
+    items = [unpacked.prepare({"audio": fixture_audio(name)}) for name in names]
+    batched = unpacked.infer_batch(items)
+    single = [unpacked.infer_batch([item])[0] for item in items]
     assert [t.text for t in batched] == [t.text for t in single]
 
 
