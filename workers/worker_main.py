@@ -35,6 +35,7 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
         started = time.perf_counter()
         model = load_model(config, device=device)
         model.warm_up()
+        model.observer = lambda observations, name=config.name: fleet_metrics.observations(name, observations)
         # one batcher, or one per length range where the family pads batches to the longest item
         batcher = batcher_for(model, lambda lane, config=config, model=model: MicroBatcher(
             model.infer_batch, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
