@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import redis
 import yaml
 from harness import FIXTURES, ROOT
@@ -91,8 +92,10 @@ def request_for(config) -> tuple[str, dict] | None:
     return None
 
 
-def worker_cold_start(config, env: dict[str, str], client: redis.Redis, api_url: str) -> tuple[float, float | None]:
-    """Seconds from spawning a worker to its first heartbeat, and to the first answered request."""
+def worker_cold_start(config, env: dict[str, str], client: redis.Redis,
+                      api_url: str) -> tuple[float, float | None, float]:
+    """Seconds from spawning a worker to its first heartbeat and to the first answered request,
+    and the worker's resident memory then (MB)."""
     cache = tempfile.TemporaryDirectory()  # a new pod's empty weights cache
     started = time.perf_counter()
     worker = subprocess.Popen([sys.executable, "-m", "speechfleet.cli", "worker", "--models", config.name,
@@ -120,7 +123,7 @@ def worker_cold_start(config, env: dict[str, str], client: redis.Redis, api_url:
         watcher.join(300)
         if worker.poll() is not None:
             raise RuntimeError(f"worker for {config.name} exited with {worker.returncode}")
-        return seen[0], answered
+        return seen[0], answered, psutil.Process(worker.pid).memory_info().rss / 2**20
     finally:
         worker.terminate()
         worker.wait(60)
@@ -173,19 +176,22 @@ def main() -> None:
             api.wait(30)
 
     header = (f"{'model':<24} {'family':<22} {'import':>7} {'load':>7} {'warm-up':>8} {'process':>8} "
-              f"{'peak RSS':>9} {'worker→heartbeat (range)':>25} {'worker→1st answer':>18}")
+              f"{'peak RSS':>9} {'worker→heartbeat (range)':>25} {'worker→1st answer':>18} {'worker RSS':>10}")
     print(header)
     print("-" * len(header))
     for config in configs:
         times = loads[config.name]
-        heartbeats = [heartbeat for heartbeat, _ in starts[config.name]]
-        answers = [answered for _, answered in starts[config.name] if answered is not None]
+        heartbeats = [heartbeat for heartbeat, _, _ in starts[config.name]]
+        answers = [answered for _, answered, _ in starts[config.name] if answered is not None]
+        rss = statistics.median(rss for _, _, rss in starts[config.name])
         spread = f"{statistics.median(heartbeats):6.2f}s ({min(heartbeats):.1f}-{max(heartbeats):.1f})"
         answer = f"{statistics.median(answers):17.2f}s" if answers else f"{'(pipeline step)':>18}"
         print(f"{config.name:<24} {config.model_type:<22} {times['import']:6.2f}s {times['load']:6.2f}s "
-              f"{times['warm_up']:7.2f}s {times['process']:7.2f}s {times['rss_mb']:6.0f} MB {spread:>25} {answer}")
+              f"{times['warm_up']:7.2f}s {times['process']:7.2f}s {times['rss_mb']:6.0f} MB {spread:>25} {answer} "
+              f"{rss:7.0f} MB")
     print("\nimport / load / warm-up: speechmodels import, load_model, warm_up in a fresh process (process: its "
-          "whole life,\ninterpreter and torch start included); peak RSS: of that process. worker→: from spawning "
+          "whole life,\ninterpreter and torch start included); peak RSS: of that process (worker RSS: of the "
+          "worker,\nonce it answered). worker→: from spawning "
           "`speechfleet worker`\nto its first heartbeat in Redis, and to the API's 200 for a request sent at spawn "
           "(queued as scale_from_zero,\nor resent on 503 until a worker serves it). Not included: pod scheduling, "
           "image pull, KEDA's polling interval.")
