@@ -228,6 +228,11 @@ def test_redis_connection_agrees_everywhere(overlay):
         (redis_container,) = of_kind(docs, "StatefulSet")["redis"]["spec"]["template"]["spec"]["containers"]
         command = redis_container["command"]
         assert option(command, "--appendonly") == "yes" and option(command, "--maxmemory-policy") == "noeviction"
+        # the policy that keeps other namespaces out lets in what it names: Redis's port, and KEDA
+        (rule,) = of_kind(docs, "NetworkPolicy")["redis"]["spec"]["ingress"]
+        assert {p["port"] for p in rule["ports"]} == {p["name"] for p in redis_container["ports"]}
+        assert {"kubernetes.io/metadata.name": "keda"} in [peer.get("namespaceSelector", {}).get("matchLabels")
+                                                           for peer in rule["from"]]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -320,6 +325,7 @@ def test_models_groups_and_scale_from_zero(overlay, tmp_path):
         assert len(on_gpu) == 1, f"{name} mixes CPU and GPU models in one process"
         gpus = container["resources"].get("limits", {}).get("nvidia.com/gpu")
         assert (gpus == 1) == on_gpu.pop(), name
+        assert container["resources"].get("requests", {}).get("nvidia.com/gpu") == gpus
         if gpus:
             assert pod["nodeSelector"] and any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
     assert any(spec["spec"]["minReplicaCount"] == 0 for spec in scaled.values())
