@@ -156,47 +156,49 @@ from jobcontract.plan import JobPlan
 from jobcontract.priorities import PRIORITIES
 from workers.canvas import enqueue_delivery, send_job
 from workers.celery_app import app
-model = sys.argv[1]
-for priority in PRIORITIES:
-    send_job(app, "job-" + priority, JobPlan.build(model, "vad", [(model, "vad")]), priority)
-enqueue_delivery("job-webhook")
+for model in json.loads(sys.argv[1]):
+    for priority in PRIORITIES:
+        send_job(app, f"{model}-{priority}", JobPlan.build(model, "vad", [(model, "vad")]), priority)
+enqueue_delivery("job-with-a-webhook")
 client = redis.Redis.from_url(sys.argv[2])
-print(json.dumps([key.decode() for key in client.keys("*") if client.type(key) == b"list"]))
+print(json.dumps({key.decode(): client.llen(key) for key in client.keys("*") if client.type(key) == b"list"}))
 """
 
 
 @cache
-def lists_kombu_fills() -> frozenset[str]:
-    """The Redis lists that hold messages once the code has sent a job at every request
-    priority, and a webhook delivery, to a real Redis (queue names here are a probe model's)."""
+def queued_by_the_code(models: tuple[str, ...]) -> dict[str, int]:
+    """Redis list -> messages in it, once the code has sent one job per request priority to
+    every model, and one webhook delivery, on a real Redis."""
     with EmbeddedRedis() as server:
-        done = subprocess.run([sys.executable, "-c", SEND_AT_EVERY_PRIORITY, "probe", server.url], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60,
+        done = subprocess.run([sys.executable, "-c", SEND_AT_EVERY_PRIORITY, json.dumps(models), server.url],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60,
                               env={"PATH": "/usr/bin:/bin", "REDIS_URL": server.url})
     assert done.returncode == 0, done.stderr
-    return frozenset(json.loads(done.stdout))
+    return json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_worker_group_scales_on_all_its_priority_lists(overlay):
+def test_every_worker_group_scales_on_all_its_priority_lists(overlay, tmp_path):
     docs = render(overlay)
     deployments, scaled = of_kind(docs, "Deployment"), of_kind(docs, "ScaledObject")
-    filled = lists_kombu_fills()
-    # what kombu really fills is what jobcontract.priorities says it keeps (the triggers cover
-    # all of queue_keys, so they cover what is filled)
-    assert len(filled) == len(PRIORITIES) + 1
-    assert filled <= set(queue_keys(queue_for("probe"))) | set(queue_keys(WEBHOOK_QUEUE))
     workers = {name for name, d in deployments.items() if "worker" in d["spec"]["template"]["spec"]["containers"][0]
                ["command"]}
     assert set(scaled) == workers, "every worker Deployment has its ScaledObject, and only those"
+    depths = queued_by_the_code(tuple(model_configs(docs, tmp_path)))
     authentications = of_kind(docs, "TriggerAuthentication")
+    watched = set()
     for name, scaled_object in scaled.items():
         spec = scaled_object["spec"]
         assert spec["scaleTargetRef"]["name"] == name
         triggers = spec["triggers"]
-        expected = [key for queues in served_queues(deployments[name]).values() for queue in queues
-                    for key in queue_keys(queue)]
+        served = served_queues(deployments[name])
+        # a trigger per list kombu may keep for the group's queues (every priority step)...
+        expected = [key for queues in served.values() for queue in queues for key in queue_keys(queue)]
         assert sorted(t["metadata"]["listName"] for t in triggers) == sorted(expected), name
+        # ...so the triggers together count every message the code sent to the group, once
+        sent = 1 if WEBHOOK_QUEUE in served else len(PRIORITIES) * len(served)
+        assert sum(depths.get(t["metadata"]["listName"], 0) for t in triggers) == sent, name
+        watched |= {t["metadata"]["listName"] for t in triggers}
         assert all(t["type"] == "redis" and t["authenticationRef"]["name"] in authentications for t in triggers)
         # one metric, the sum of every list (the HPA alone would take the largest list); the
         # formula names each trigger once, as an expression variable
@@ -205,6 +207,7 @@ def test_every_worker_group_scales_on_all_its_priority_lists(overlay):
         modifiers = spec["advanced"]["scalingModifiers"]
         assert sorted(modifiers["formula"].split(" + ")) == sorted(names)
         assert float(modifiers["target"]) >= 1
+    assert set(depths) <= watched, "a list the code fills that no group scales on"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
