@@ -21,6 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from api.routes.health import router as health
 from jobcontract.priorities import PRIORITIES, queue_keys
 from jobcontract.settings import APISettings, FleetSettings, WorkerSettings
 from speechfleet.cli import main as cli
@@ -242,8 +243,6 @@ def test_redis_connection_agrees_everywhere(overlay):
 def test_commands_env_and_ports_are_what_speechfleet_reads(overlay):
     docs = render(overlay)
     configmaps, secrets = of_kind(docs, "ConfigMap"), of_kind(docs, "Secret")
-    from api.routes.health import router as health
-
     routes = {route.path for route in health.routes}  # where the probes may point
     for workload, container in containers(docs):
         command = container["command"]
