@@ -322,6 +322,7 @@ def test_models_groups_and_scale_from_zero(overlay, tmp_path):
         assert spec["cooldownPeriod"] > grace and spec["minReplicaCount"] <= spec["maxReplicaCount"]
         assert pod["terminationGracePeriodSeconds"] > grace, "SIGKILL must not come before the grace ends"
         assert "replicas" not in deployments[name]["spec"], "KEDA owns the replica count"
+        assert of_kind(docs, "PodDisruptionBudget")[name]["spec"]["selector"] == deployments[name]["spec"]["selector"]
         # one GPU per pod exactly where the models run on CUDA, and only on GPU nodes
         on_gpu = {configs[m].device_config.device.startswith("cuda") for m in models}
         assert len(on_gpu) == 1, f"{name} mixes CPU and GPU models in one process"
