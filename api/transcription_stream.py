@@ -6,7 +6,11 @@ The job's join step assembles the same pieces (times shifted), so the job's resu
 whole transcript too.
 
 Where the file is cut is a cheap rule, run here in the API, which stays model-free: pieces of
-at most ``piece_s`` seconds, each ending at the quietest 50 ms frame of its last half. A VAD
+at most ``piece_s`` seconds, each ending in the last of the quietest 50 ms frames of its second
+half (the latest pause, so pieces stay long: every piece is one padded 30 s Whisper window). The
+first pieces are shorter (``first_piece_s``, doubling up to ``piece_s``): the first delta waits
+for the first piece's batch, and a short piece is ready (decoded, its features made) before the
+long ones, so it starts a batch of its own and its text is out after one small window. A VAD
 step on a worker would find better cuts, but the plan's parts are fixed when the job is
 recorded, so it would have to be a job of its own before this one, a whole queue round trip
 and a pass over the whole file before the first piece could start; the worker's Whisper family
@@ -42,28 +46,39 @@ SAMPLE_RATE = 16_000
 FRAME = SAMPLE_RATE // 20  # 50 ms: the resolution of the cut
 
 
-def cut_points(samples: np.ndarray, piece_s: float) -> list[int]:
-    """Where to cut: sample offsets (the last is the end), each piece at most ``piece_s``
-    long, each cut at the frame of least energy in the second half of its piece."""
-    longest = max(int(piece_s * SAMPLE_RATE), 2 * FRAME)
+QUIET = 2.0  # a frame at most this many times the quietest frame's energy is as good a place to cut
+FLOOR = FRAME * 1e-6  # energy of a frame at -60 dBFS RMS: below it every frame is silence
+
+
+def cut_points(samples: np.ndarray, piece_s: float, first_piece_s: float | None = None) -> list[int]:
+    """Where to cut: sample offsets (the last is the end). The first piece is at most
+    ``first_piece_s`` long, each next one at most twice the one before, up to ``piece_s``;
+    each cut is at the last of the quietest frames in the second half of its piece."""
     ends: list[int] = []
     start = 0
-    while len(samples) - start > longest:
+    limit = min(first_piece_s or piece_s, piece_s)
+    while True:
+        longest = max(int(limit * SAMPLE_RATE), 2 * FRAME)
+        if len(samples) - start <= longest:
+            break
         lowest, highest = start + longest // 2, start + longest
         frames = samples[lowest:highest][: (highest - lowest) // FRAME * FRAME].reshape(-1, FRAME)
         energy = np.einsum("ij,ij->i", frames, frames)
-        cut = lowest + int(np.argmin(energy)) * FRAME + FRAME // 2
+        quiet = np.flatnonzero(energy <= QUIET * energy.min() + FLOOR)
+        cut = lowest + int(quiet[-1]) * FRAME + FRAME // 2
         ends.append(cut)
         start = cut
+        limit = min(2 * limit, piece_s)
     ends.append(len(samples))
     return ends
 
 
-def cut_audio(data: bytes, piece_s: float, max_seconds: float, param: str = "file") -> list[bytes]:
+def cut_audio(data: bytes, piece_s: float, first_piece_s: float, max_seconds: float,
+              param: str = "file") -> list[bytes]:
     """The audio decoded to 16 kHz mono and cut into consecutive pieces (FLAC) that tile it."""
     samples = audio.decode(data, SAMPLE_RATE, param=param, max_seconds=max_seconds)
     pieces, start = [], 0
-    for end in cut_points(samples, piece_s):
+    for end in cut_points(samples, piece_s, first_piece_s):
         pieces.append(encode_audio(samples[start:end], SAMPLE_RATE, "flac"))
         start = end
     return pieces
@@ -74,7 +89,7 @@ async def stream_transcription(dispatcher: JobDispatcher, model_name: str, data:
     settings = dispatcher.settings
     accepted = time.monotonic()
     pieces = await to_thread.run_sync(cut_audio, data, settings.transcription_stream_piece_s,
-                                      settings.max_audio_seconds)
+                                      settings.transcription_stream_first_piece_s, settings.max_audio_seconds)
     plan = JobPlan.build(model_name, TRANSCRIPTION, [(model_name, TRANSCRIPTION)], parts=len(pieces), streamed=True)
     job_input = JobInput(request_fields, parts=[{"audio": piece} for piece in pieces])
     record = await dispatcher.submit(plan, job_input, dataclasses.replace(preference, respond_async=True), render,

@@ -7,8 +7,17 @@ Whisper tiny.en int8, workers free to use every core):
    lost (committed but never completed: must be 0). End of speech is when the client sent the
    last speech audio of the turn (``audio_end_ms - silence_duration_ms``), so the latency
    includes the silence the VAD must wait for.
-2. a 10-minute file: time to the first ``transcript.text.delta`` of ``stream=true`` against
-   the whole non-streamed request.
+
+   Where it goes, per turn (means): ``vad`` end of speech -> ``speech_stopped`` (the silence,
+   the slice cadence and the VAD jobs' round trips; the VAD model's own queue wait and model
+   time are printed beside it from /metrics), then the turn job's times from
+   ``GET /v1/jobs/{id}`` (found through ``GET /v1/realtime/sessions/{id}/items``): ``queue``
+   (recorded -> a worker starts it), ``prepare`` (decode, Whisper's own VAD, waiting for the
+   batcher), ``model`` (the batched call), ``deliver`` (step done -> the client has
+   ``completed``). A turn transcribed early (while the silence was still being heard) has
+   ``early`` < 0: that many seconds of its job ran before ``speech_stopped``.
+2. a 10-minute file: time to the first ``transcript.text.delta`` of ``stream=true`` (and that
+   first piece's queue wait and model time) against the whole non-streamed request.
 
     .venv/bin/python bench/bench_realtime.py [--sessions 1,8,32] [--seconds 20] [--silence-ms 500]
 """
@@ -19,6 +28,7 @@ import argparse
 import asyncio
 import base64
 import json
+import re
 import statistics
 import sys
 import time
@@ -40,6 +50,7 @@ MODELS = [
      "max_batch_size": 8, "max_wait_ms": 20, "options": {"compute_type": "int8"}},
 ]
 SLICE_MS = 100
+PHASES = ("vad", "early", "queue", "prepare", "model", "deliver")
 
 
 async def session(base: str, index: int, seconds: float, silence_ms: int, stats: dict) -> None:
@@ -54,20 +65,24 @@ async def session(base: str, index: int, seconds: float, silence_ms: int, stats:
     client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="-", max_retries=0)
     sent_at: list[float] = []  # wall time each 100 ms slice went out
     committed, completed = set(), {}
-    stopped: dict[str, int] = {}
+    stopped: dict[str, tuple[int, float]] = {}  # item -> (audio_end_ms, wall time it arrived)
+    session_id = ""
     async with client.realtime.connect(extra_query={"intent": "transcription"}) as connection:
         await connection.session.update(session={"type": "transcription", "audio": {"input": {
             "transcription": {"model": "whisper", "language": "en"},
             "turn_detection": {"type": "server_vad", "silence_duration_ms": silence_ms}}}})
 
         async def read() -> None:
+            nonlocal session_id
             async for event in connection:
-                if event.type == "input_audio_buffer.speech_stopped":
-                    stopped[event.item_id] = event.audio_end_ms
+                if event.type == "session.created":
+                    session_id = event.session.id
+                elif event.type == "input_audio_buffer.speech_stopped":
+                    stopped[event.item_id] = (event.audio_end_ms, time.time())
                 elif event.type == "input_audio_buffer.committed":
                     committed.add(event.item_id)
                 elif event.type == "conversation.item.input_audio_transcription.completed":
-                    completed[event.item_id] = time.monotonic()
+                    completed[event.item_id] = time.time()
                 elif event.type == "error":
                     stats["errors"].append(event.error.code)
                 if feeding_done.is_set() and committed and set(completed) >= committed:
@@ -79,37 +94,73 @@ async def session(base: str, index: int, seconds: float, silence_ms: int, stats:
         started = time.monotonic()
         for slice_index, start in enumerate(range(0, len(audio), step)):
             await connection.input_audio_buffer.append(audio=base64.b64encode(pcm16(audio[start:start + step])).decode())
-            sent_at.append(time.monotonic())
+            sent_at.append(time.time())
             await asyncio.sleep(max(0.0, started + (slice_index + 1) * SLICE_MS / 1000 - time.monotonic()))
         feeding_done.set()
         try:
             await asyncio.wait_for(reader, 60)
         except TimeoutError:
             pass
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        items = (await http.get(f"/v1/realtime/sessions/{session_id}/items")).json().get("data", [])
+        jobs = {item["item_id"]: (await http.get(f"/v1/jobs/{item['job_id']}")).json() for item in items}
     for item, at in completed.items():
-        if item in stopped:
-            speech_end_ms = stopped[item] - silence_ms
-            stats["latencies"].append(at - sent_at[min(len(sent_at) - 1, speech_end_ms // SLICE_MS)])
+        if item not in stopped:
+            continue
+        audio_end_ms, stopped_at = stopped[item]
+        speech_end = sent_at[min(len(sent_at) - 1, (audio_end_ms - silence_ms) // SLICE_MS)]
+        stats["latencies"].append(at - speech_end)
+        job = jobs.get(item)
+        if job and job.get("steps"):
+            step = job["steps"][-1]
+            worker = step["finished_at"] - step["started_at"]
+            stats["phases"].append({
+                "vad": stopped_at - speech_end, "early": job["created_at"] - stopped_at,
+                "queue": step["queue_wait_ms"] / 1000, "prepare": worker - step["inference_ms"] / 1000,
+                "model": step["inference_ms"] / 1000, "deliver": at - step["finished_at"],
+                "batch": step.get("batch_size") or 0})
     stats["committed"] += len(committed)
     stats["lost"] += len(committed - set(completed))
 
 
+async def histogram_means(base: str, model: str) -> dict[str, tuple[float, float]]:
+    """(sum, count) of the queue wait and model time histograms of one model, from /metrics."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        text = (await http.get("/metrics")).text
+    found = {}
+    for metric in ("queue_wait_seconds", "inference_seconds"):
+        values = [float(re.search(rf'^speechfleet_{metric}_{part}{{model="{model}"}} (\S+)$', text, re.M).group(1))
+                  if re.search(rf'^speechfleet_{metric}_{part}{{model="{model}"}} ', text, re.M) else 0.0
+                  for part in ("sum", "count")]
+        found[metric] = (values[0], values[1])
+    return found
+
+
 async def sessions_run(base: str, count: int, seconds: float, silence_ms: int) -> dict:
-    stats = {"latencies": [], "committed": 0, "lost": 0, "errors": []}
+    stats = {"latencies": [], "phases": [], "committed": 0, "lost": 0, "errors": []}
+    before = {model: await histogram_means(base, model) for model in ("silero-vad", "whisper")}
     await asyncio.gather(*(session(base, index, seconds, silence_ms, stats) for index in range(count)))
+    after = {model: await histogram_means(base, model) for model in ("silero-vad", "whisper")}
+    vad_before, vad_after = before["silero-vad"], after["silero-vad"]
+    stats["vad_jobs"] = {metric: ((vad_after[metric][0] - vad_before[metric][0])
+                                  / max(1.0, vad_after[metric][1] - vad_before[metric][1]),
+                                  vad_after[metric][1] - vad_before[metric][1]) for metric in vad_after}
+    # transcription jobs a worker ran: the turns, and early jobs dropped too late to cancel
+    stats["whisper_jobs"] = after["whisper"]["inference_seconds"][1] - before["whisper"]["inference_seconds"][1]
     return stats
 
 
-async def long_file(base: str) -> tuple[float, float, float, int]:
+async def long_file(base: str) -> dict:
     samples, _ = joined(590)
     data = flac(samples)
     async with httpx.AsyncClient(base_url=base, timeout=600) as http:
         files = {"file": ("long.flac", data)}
-        started = time.perf_counter()
+        started, started_wall = time.perf_counter(), time.time()
         first = None
         deltas = 0
         async with http.stream("POST", "/v1/audio/transcriptions", files=files,
                                data={"model": "whisper", "stream": "true"}) as response:
+            job_id = response.headers.get("X-Job-Id")
             async for line in response.aiter_lines():
                 if line.startswith("data: "):
                     event = json.loads(line[6:])
@@ -117,11 +168,31 @@ async def long_file(base: str) -> tuple[float, float, float, int]:
                         deltas += 1
                         first = first or time.perf_counter() - started
         streamed = time.perf_counter() - started
+        job = (await http.get(f"/v1/jobs/{job_id}")).json()
         started = time.perf_counter()
         response = await http.post("/v1/audio/transcriptions", files=files, data={"model": "whisper"})
         response.raise_for_status()
         whole = time.perf_counter() - started
-    return first or float("nan"), streamed, whole, deltas
+    pieces = [step for step in job["steps"] if step["name"] != "join"]
+    head = min(pieces, key=lambda step: int(step["name"].partition("[")[2].rstrip("]") or 0))
+    return {"first": first or float("nan"), "streamed": streamed, "whole": whole, "deltas": deltas,
+            "pieces": len(pieces), "recorded": job["created_at"] - started_wall, "head": head}
+
+
+def describe(stats: dict, count: int) -> str:
+    latencies = stats["latencies"] or [float("nan")]
+    line = (f"  {count:3d} sessions: {len(stats['latencies']):4d} turns  p50 {statistics.median(latencies):6.3f}s  "
+            f"p95 {np.percentile(latencies, 95):6.3f}s  max {max(latencies):6.3f}s  "
+            f"lost {stats['lost']} of {stats['committed']}  errors {stats['errors'][:5]}")
+    if stats["phases"]:
+        means = {phase: statistics.fmean(p[phase] for p in stats["phases"]) for phase in PHASES}
+        line += "\n       where it goes (mean s): " + "  ".join(f"{phase} {means[phase]:.3f}" for phase in PHASES)
+        line += f"  (turn batch size mean {statistics.fmean(p['batch'] for p in stats['phases']):.1f})"
+    vad_wait, vad_jobs = stats["vad_jobs"]["queue_wait_seconds"]
+    line += (f"\n       VAD jobs: {vad_jobs:.0f}, mean queue wait {vad_wait * 1000:.0f} ms, mean model call "
+             f"{stats['vad_jobs']['inference_seconds'][0] * 1000:.0f} ms; transcription jobs run "
+             f"{stats['whisper_jobs']:.0f} for {stats['committed']} turns")
+    return line
 
 
 def main() -> None:
@@ -129,6 +200,7 @@ def main() -> None:
     parser.add_argument("--sessions", default="1,8,32")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio each session feeds, at real-time pace")
     parser.add_argument("--silence-ms", type=int, default=500, help="server VAD silence_duration_ms")
+    parser.add_argument("--no-file", action="store_true", help="skip the 10-minute file")
     args = parser.parse_args()
     cores = Cores.choose(shared=True)
     print(f"bench_realtime: {cores.describe()}; other work on this machine may share the cores")
@@ -136,16 +208,17 @@ def main() -> None:
         asyncio.run(sessions_run(base, 1, 6, args.silence_ms))  # warm-up
         print(f"realtime sessions, server VAD (silence_duration_ms {args.silence_ms}), {args.seconds:g}s of speech "
               "and gaps each at real-time pace; latency = end of speech -> completed (includes the silence)")
-        for count in (int(n) for n in args.sessions.split(",")):
-            stats = asyncio.run(sessions_run(base, count, args.seconds, args.silence_ms))
-            latencies = stats["latencies"] or [float("nan")]
-            print(f"  {count:3d} sessions: {len(stats['latencies']):4d} turns  p50 {statistics.median(latencies):6.3f}s  "
-                  f"p95 {np.percentile(latencies, 95):6.3f}s  max {max(latencies):6.3f}s  "
-                  f"lost {stats['lost']} of {stats['committed']}  errors {stats['errors'][:5]}")
-        first, streamed, whole, deltas = asyncio.run(long_file(base))
-        print(f"10-minute file (590 s, whisper tiny.en): stream=true first delta after {first:.2f}s "
-              f"({deltas} deltas, all in {streamed:.2f}s); the whole non-streamed request {whole:.2f}s "
-              f"({whole / first:.1f}x later)")
+        for count in (int(n) for n in args.sessions.split(",") if n):
+            print(describe(asyncio.run(sessions_run(base, count, args.seconds, args.silence_ms)), count), flush=True)
+        if args.no_file:
+            return
+        result = asyncio.run(long_file(base))
+        head = result["head"]
+        print(f"10-minute file (590 s, whisper tiny.en): stream=true first delta after {result['first']:.2f}s "
+              f"({result['deltas']} deltas from {result['pieces']} pieces, all in {result['streamed']:.2f}s); the whole "
+              f"non-streamed request {result['whole']:.2f}s (streamed/whole {result['streamed'] / result['whole']:.2f}); "
+              f"job recorded after {result['recorded']:.2f}s (upload, decode, cut); first piece: queue {head['queue_wait_ms'] / 1000:.2f}s, batch of {head['batch_size']}, model "
+              f"{head['inference_ms'] / 1000:.2f}s")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ class APISettings(FleetSettings):
     redis_timeout_s: float = Field(default=1.0, gt=0, description="socket timeout of the API's Redis calls")
     transcription_stream_piece_s: float = Field(default=28.0, ge=2.0, le=30.0, description="stream=true "
                                                 "transcriptions: longest piece of the audio one part of the job holds")
+    transcription_stream_first_piece_s: float = Field(default=5.0, ge=2.0, le=30.0, description="stream=true "
+                                                      "transcriptions: longest first piece (the first delta's); "
+                                                      "each next piece may be twice as long, up to the longest")
     realtime_max_sessions_per_key: int = Field(default=16, ge=1, description="realtime sessions one API key may "
                                                "hold open at once (all replicas)")
     realtime_max_session_s: float = Field(default=3600.0, gt=0, description="longest a realtime session may last")
@@ -66,6 +69,9 @@ class APISettings(FleetSettings):
                                          "may hold (server VAD commits a turn that reaches it)")
     realtime_vad_slice_ms: int = Field(default=200, ge=32, le=5000, description="least new audio per server-VAD "
                                        "job (more waits while one is in flight)")
+    realtime_early_transcription_ms: int = Field(default=200, ge=0, description="server VAD: silence after which a "
+                                                 "turn's transcription starts, before silence_duration_ms commits it "
+                                                 "(dropped if the speech resumes); 0: only once committed")
 
     environment: Literal["development", "production"] = "development"
     api_keys: Annotated[list[str], NoDecode] = Field(

@@ -14,6 +14,11 @@ OPENAI_TRANSCRIPTION_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-tr
                                "gpt-4o-transcribe-diarize")
 DEFAULT_TURN_DETECTION = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
                           "silence_duration_ms": 500}
+# semantic_vad is served by server VAD: no model here judges whether a sentence is finished, so
+# eagerness only sets how much silence ends a turn ("auto" is "medium", as OpenAI defines it)
+SEMANTIC_SILENCE_MS = {"high": 300, "medium": 600, "auto": 600, "low": 1200}
+SHOWN_FIELDS = {"server_vad": ("type", "threshold", "prefix_padding_ms", "silence_duration_ms"),
+                "semantic_vad": ("type", "eagerness")}
 FORMATS = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}  # type -> sample rate
 
 
@@ -123,7 +128,7 @@ class SessionConfig:
                 "audio": {"input": {"format": audio_format,
                                     "transcription": {"model": model, "language": self.language,
                                                       "prompt": self.prompt},
-                                    "turn_detection": copy.deepcopy(self.turn_detection),
+                                    "turn_detection": _shown(self.turn_detection),
                                     "noise_reduction": copy.deepcopy(self.noise_reduction)}}}
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,15 +156,26 @@ def _format(value: Any) -> str:
 
 
 def _turn_detection(value: Any, current: dict | None) -> dict | None:
+    """The turn detection a session runs: server VAD's parameters (``threshold``,
+    ``prefix_padding_ms``, ``silence_duration_ms``), also for semantic_vad, which keeps its
+    ``eagerness`` to show it back."""
     if value is None:
         return None  # manual commits
     value = _object(value, "session.audio.input.turn_detection")
     kind = value.get("type", "server_vad")
-    if kind != "server_vad":
-        raise RealtimeError("invalid_value", f"turn_detection type '{kind}' is not supported: use 'server_vad', or "
-                            "null to commit turns yourself", "session.audio.input.turn_detection.type")
-    merged = {**DEFAULT_TURN_DETECTION, **(current or {})}
     param = "session.audio.input.turn_detection."
+    if kind == "semantic_vad":
+        eagerness = value.get("eagerness") or "auto"
+        if eagerness not in SEMANTIC_SILENCE_MS:
+            raise RealtimeError("invalid_value", "turn_detection.eagerness must be one of 'low', 'medium', 'high', "
+                                "'auto'", param + "eagerness")
+        return {**DEFAULT_TURN_DETECTION, "type": kind, "eagerness": eagerness,
+                "silence_duration_ms": SEMANTIC_SILENCE_MS[eagerness]}
+    if kind != "server_vad":
+        raise RealtimeError("invalid_value", f"turn_detection type '{kind}' is not supported: use 'server_vad' or "
+                            "'semantic_vad', or null to commit turns yourself", param + "type")
+    same_kind = current is not None and current.get("type") == kind
+    merged = {**DEFAULT_TURN_DETECTION, **(current if same_kind else {})}
     if value.get("threshold") is not None:
         merged["threshold"] = _number(value["threshold"], param + "threshold", 0.01, 0.99)
     if value.get("prefix_padding_ms") is not None:
@@ -168,3 +184,10 @@ def _turn_detection(value: Any, current: dict | None) -> dict | None:
         merged["silence_duration_ms"] = int(_number(value["silence_duration_ms"], param + "silence_duration_ms",
                                                     50, 10_000))
     return merged
+
+
+def _shown(detection: dict | None) -> dict | None:
+    """Turn detection as ``session.updated`` shows it: the fields of its own type."""
+    if detection is None:
+        return None
+    return {name: detection[name] for name in SHOWN_FIELDS[detection["type"]]}

@@ -11,6 +11,13 @@ to. A turn ends after ``silence_duration_ms`` without speech; its audio (with
 ``prefix_padding_ms`` before the speech) becomes one high-priority transcription job on the
 transcription model's queue. Turns are reported in the order they were committed.
 
+The model's time need not follow the silence: once the VAD has heard
+``realtime_early_transcription_ms`` of it, the turn's speech so far goes to its transcription
+job at once (early), while the rest of the silence is still being heard. If the silence
+lasts, the turn is committed with that job (what follows the speech is silence, which Whisper
+skips anyway) and its transcript is sent right after ``committed``; if speech resumes first,
+the early job is cancelled (or, already running, ignored) and the turn goes on.
+
 A client that disconnects leaves no queued job behind (each unfinished turn's job is
 cancelled; a turn already running finishes, its result kept in its job), and every turn the
 session committed stays listed with its job under ``GET /v1/realtime/sessions/{id}/items``,
@@ -75,7 +82,16 @@ class Turn:
     job_id: str | None = None
     sent: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
+    early: asyncio.Future | None = None  # the id of the job started early for this turn
     submission: asyncio.Future | None = None  # the turn's job being recorded and listed
+
+
+@dataclass
+class EarlyJob:
+    """A turn's transcription started while its silence was still being heard."""
+    speech_start: int  # the turn's speech (session samples) the job was given
+    speech_end: int
+    submission: asyncio.Future  # the job's id once recorded
 
 
 def vad_model(catalog: ModelCatalog) -> str | None:
@@ -101,8 +117,8 @@ def checked_model(catalog: ModelCatalog, config: SessionConfig) -> str:
     except APIError as exc:
         raise RealtimeError(exc.reason or "model_not_found", exc.message, exc.param) from None
     if config.turn_detection is not None and vad_model(catalog) is None:
-        raise RealtimeError("turn_detection_unavailable", "server_vad needs a VAD model and none is configured "
-                            "here; set turn_detection to null and commit turns yourself",
+        raise RealtimeError("turn_detection_unavailable", f"{config.turn_detection['type']} needs a VAD model and "
+                            "none is configured here; set turn_detection to null and commit turns yourself",
                             "session.audio.input.turn_detection")
     if config.noise_reduction is not None and denoiser_model(catalog) is None:
         raise RealtimeError("noise_reduction_unavailable", "noise_reduction needs a denoising model (rnnoise) and "
@@ -145,6 +161,8 @@ class RealtimeSession:
         self.speech_item: str | None = None
         self.last_speech_end = 0
         self.vad_task: asyncio.Task | None = None
+        self.early: EarlyJob | None = None
+        self.cancelling: set[asyncio.Task] = set()  # early jobs being cancelled (held: tasks are weakly kept)
         self.turns: list[Turn] = []
         self.last_item: str | None = None
 
@@ -159,6 +177,7 @@ class RealtimeSession:
         if changed_format and hasattr(self, "input"):
             self.input = InputAudio(config.format)
         if vad_changed and hasattr(self, "buffer"):
+            self._drop_early()
             self.speech_start = self.speech_item = None
             self.epoch += 1
             self.vad_done = self.total
@@ -278,6 +297,7 @@ class RealtimeSession:
         self.buffer = self.buffer[max(0, start - self.buffer_start):]
         self.buffer_start = start
         self.epoch += 1
+        self._drop_early()
         self.speech_start = self.speech_item = None
         self.vad_done = max(self.vad_done, start)
         self.arrivals = [entry for entry in self.arrivals if entry[0] >= start - LOOKBACK]
@@ -289,14 +309,21 @@ class RealtimeSession:
         item = self.speech_item or item_id()
         await self._commit(item, self.buffer_start, self.total, self._arrival(self.total))
 
-    async def _commit(self, item: str, start: int, end: int, speech_end_at: float) -> None:
+    async def _commit(self, item: str, start: int, end: int, speech_end_at: float,
+                      early: asyncio.Future | None = None) -> None:
         samples = self.buffer[max(0, start - self.buffer_start):end - self.buffer_start].copy()
         self._reset_buffer(end)
         previous = self.turns[-1] if self.turns else None
-        turn = Turn(item, self.last_item, samples, speech_end_at, previous)
+        turn = Turn(item, self.last_item, samples, speech_end_at, previous, early=early)
         self.last_item = item
         self.turns.append(turn)
         await self.send({"type": "input_audio_buffer.committed", "item_id": item, "previous_item_id": turn.previous_item_id})
+        # as GA does: the committed audio is a user message item, finished at once; its
+        # transcript comes with the transcription events
+        message = {"id": item, "type": "message", "object": "realtime.item", "status": "completed", "role": "user",
+                   "content": [{"type": "input_audio", "transcript": None}]}
+        for kind in ("conversation.item.added", "conversation.item.done"):
+            await self.send({"type": kind, "previous_item_id": turn.previous_item_id, "item": message})
         turn.task = asyncio.create_task(self._transcribe(turn))
 
     def _schedule_vad(self) -> None:
@@ -348,8 +375,14 @@ class RealtimeSession:
                 await self.send({"type": "input_audio_buffer.speech_started", "item_id": self.speech_item,
                                  "audio_start_ms": run_start * 1000 // TARGET_RATE})
             self.last_speech_end = run_end
+            if self.early is not None and self.early.speech_end != run_end:
+                self._drop_early()  # the speech went on after the early job's audio
         if self.speech_start is not None and end - self.last_speech_end >= silence:
             await self._end_speech(self.last_speech_end + silence)
+        early_ms = self.settings.realtime_early_transcription_ms
+        if (self.speech_start is not None and self.early is None and early_ms > 0
+                and end - self.last_speech_end >= early_ms * TARGET_RATE // 1000):
+            self._start_early(min(end, self.total))
         if self.speech_start is None:  # between turns only the padding a next turn starts with is kept
             keep = max(detection["prefix_padding_ms"] * TARGET_RATE // 1000, LOOKBACK)
             drop = min(self.vad_done, self.total) - keep - self.buffer_start
@@ -365,8 +398,32 @@ class RealtimeSession:
                          "audio_end_ms": audio_end * 1000 // TARGET_RATE})
         await self._metric(lambda pipe: observe(pipe, "realtime_vad_decision_seconds", vad_model(self.catalog),
                                                 time.monotonic() - ended_at))
+        early = None
+        if self.early is not None and (self.early.speech_start, self.early.speech_end) == (speech_start, speech_end):
+            early, self.early = self.early.submission, None  # the turn's job is the early one
+        await self._commit(item, self._turn_start(speech_start), min(audio_end, self.total), ended_at, early)
+
+    def _turn_start(self, speech_start: int) -> int:
         padding = self.config.turn_detection["prefix_padding_ms"] * TARGET_RATE // 1000
-        await self._commit(item, max(self.buffer_start, speech_start - padding), min(audio_end, self.total), ended_at)
+        return max(self.buffer_start, speech_start - padding)
+
+    def _start_early(self, end: int) -> None:
+        start = self._turn_start(self.speech_start)
+        samples = self.buffer[start - self.buffer_start:end - self.buffer_start].copy()
+        submission = asyncio.ensure_future(self._submit_turn_job(samples))
+        self.early = EarlyJob(self.speech_start, self.last_speech_end, submission)
+
+    def _drop_early(self) -> None:
+        """The early job no turn will use: cancelled if still queued (a running one finishes unread)."""
+        early, self.early = self.early, None
+        if early is not None:
+            task = asyncio.create_task(self._cancel_job(early.submission))
+            self.cancelling.add(task)
+            task.add_done_callback(self.cancelling.discard)
+
+    async def _cancel_job(self, submission: asyncio.Future) -> None:
+        with contextlib.suppress(Exception):
+            await self.dispatcher.store.cancel(await asyncio.wait_for(asyncio.shield(submission), 10))
 
     async def _transcribe(self, turn: Turn) -> None:
         event: dict[str, Any]
@@ -407,20 +464,24 @@ class RealtimeSession:
                 "content_index": 0, "error": {"type": "transcription_error", "code": code, "message": message,
                                               "param": None}}
 
-    async def _run_turn(self, turn: Turn) -> JobRecord:
-        request = {"audio": encode_wav(turn.samples, TARGET_RATE), "task": "transcribe",
+    async def _submit_turn_job(self, samples: np.ndarray) -> str:
+        """A high-priority transcription job of a turn's audio; its id."""
+        request = {"audio": encode_wav(samples, TARGET_RATE), "task": "transcribe",
                    "language": self.config.language, "prompt": self.config.prompt, "temperature": 0.0}
         chain = [(self.model, TRANSCRIPTION)]
         if self.config.noise_reduction is not None:
             chain.insert(0, (denoiser_model(self.catalog), AUDIO_CONVERSION))
         plan = JobPlan.build(self.model, TRANSCRIPTION, chain)
+        record = await self.dispatcher.submit(plan, JobInput(request), Preference(
+            respond_async=True, priority="high", owner=self.tenant), {"dialect": "openai", "format": "json"})
+        return record.id
 
+    async def _run_turn(self, turn: Turn) -> JobRecord:
         async def submit() -> str:
-            record = await self.dispatcher.submit(plan, JobInput(request), Preference(
-                respond_async=True, priority="high", owner=self.tenant), {"dialect": "openai", "format": "json"})
-            turn.job_id = record.id
+            early = turn.early
+            turn.job_id = await (asyncio.shield(early) if early is not None else self._submit_turn_job(turn.samples))
             await self._remember(turn)
-            return record.id
+            return turn.job_id
 
         # a client leaving mid-submit must not leave a job the session does not list
         turn.submission = asyncio.ensure_future(submit())
@@ -445,16 +506,21 @@ class RealtimeSession:
     async def _leave(self) -> None:
         if self.vad_task is not None:
             self.vad_task.cancel()
+        self._drop_early()
         for turn in self.turns:
             if turn.task is not None and not turn.task.done():
                 turn.task.cancel()
                 if turn.submission is not None and not turn.submission.done():
                     await asyncio.wait([turn.submission], timeout=10)
+                elif turn.submission is None and turn.early is not None:
+                    await self._cancel_job(turn.early)  # its task ended before it listed the early job
                 if turn.job_id is not None:
                     # queued: cancelled, so no worker runs a turn nobody will read; running: it
                     # finishes and its transcript stays in its job (GET .../items lists it)
                     with contextlib.suppress(Exception):
                         await self.dispatcher.store.cancel(turn.job_id)
+        if self.cancelling:
+            await asyncio.wait(list(self.cancelling), timeout=10)
         with contextlib.suppress(Exception):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zrem(REALTIME_SESSIONS_KEY, self.id)

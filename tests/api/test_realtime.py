@@ -58,6 +58,7 @@ class Events:
     def __init__(self, connection):
         self.connection = connection
         self.items: list = []
+        self.arrived: list[float] = []  # wall time each event came
         self.closed = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -65,6 +66,7 @@ class Events:
     def _read(self) -> None:
         try:
             for event in self.connection:
+                self.arrived.append(time.time())
                 self.items.append(event)
         except Exception:  # noqa: BLE001, S110 - a closed socket ends the reading; tests look at what came
             pass
@@ -85,6 +87,18 @@ class Events:
 
 def _count(kind: str, n: int):
     return lambda items: sum(event.type == kind for event in items) >= n
+
+
+def _item_of(event) -> str | None:
+    item = getattr(event, "item", None)
+    return getattr(event, "item_id", None) or getattr(item, "id", None)
+
+
+def _all_transcribed(events: Events, turns: int):
+    return lambda items: (items and items[-1].type.endswith("completed")
+                          and len(events.of("input_audio_buffer.committed")) == len(events.of(
+                              "conversation.item.input_audio_transcription.completed"))
+                          and len(events.of("input_audio_buffer.committed")) >= turns)
 
 
 def feed(connection, samples_24k: np.ndarray, pace: bool, slice_ms: int = 100) -> None:
@@ -113,10 +127,7 @@ def test_server_vad_turns_at_real_time_pace(rt_fleet):
                                "silence_duration_ms": 500}}}})
         events.wait(_count("session.updated", 1))
         feed(connection, speech(names, gap_s=1.5), pace=True)
-        events.wait(lambda items: items and items[-1].type.endswith("completed")
-                    and len(events.of("input_audio_buffer.committed")) == len(events.of(
-                        "conversation.item.input_audio_transcription.completed"))
-                    and len(events.of("input_audio_buffer.committed")) >= len(names), timeout_s=60)
+        events.wait(_all_transcribed(events, len(names)), timeout_s=60)
     session = events.of("session.updated")[0].session
     assert session.audio.input.turn_detection.silence_duration_ms == 500
     completed = events.of("conversation.item.input_audio_transcription.completed")
@@ -134,9 +145,10 @@ def test_server_vad_turns_at_real_time_pace(rt_fleet):
         name = next(name for name, (low, high) in zip(names, bounds) if low - 400 <= started[turn.item_id] < high)
         heard[name].append(turn.transcript)
         assert turn.usage.type == "duration" and turn.usage.seconds > 0.5
-        order = [e.type for e in events.items if getattr(e, "item_id", None) == turn.item_id]
+        order = [e.type for e in events.items if _item_of(e) == turn.item_id]
         assert order == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                         "input_audio_buffer.committed", "conversation.item.input_audio_transcription.delta",
+                         "input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
+                         "conversation.item.input_audio_transcription.delta",
                          "conversation.item.input_audio_transcription.completed"], order
     for name in names:
         assert wer(FIXTURE_TRANSCRIPTS[name], " ".join(heard[name])) <= 0.2, (name, heard[name])
@@ -146,6 +158,59 @@ def test_server_vad_turns_at_real_time_pace(rt_fleet):
     assert all(a < b for a, b in zip(starts, stops)) and all(b < a for b, a in zip(stops, starts[1:]))
     committed = events.of("input_audio_buffer.committed")
     assert [c.previous_item_id for c in committed] == [None] + [c.item_id for c in committed[:-1]]
+    # each committed turn is a user message item (openai.types.realtime.ConversationItemAdded/Done)
+    for kind in ("conversation.item.added", "conversation.item.done"):
+        added = events.of(kind)
+        assert [a.item.id for a in added] == [c.item_id for c in committed]
+        assert [a.previous_item_id for a in added] == [c.previous_item_id for c in committed]
+        assert all(a.item.type == "message" and a.item.role == "user" and a.item.content[0].type == "input_audio"
+                   for a in added)
+
+
+def test_a_turn_is_transcribed_during_its_silence_and_a_pause_does_not_cut_it(rt_fleet):
+    """silence_duration_ms 2000: the turn's job starts once the VAD has heard a little silence
+    (realtime_early_transcription_ms), long before the turn is committed; a 1 s pause inside
+    the turn drops the job started in it, and the turn's transcript has both sentences."""
+    names = ["cmu_arctic_us_aew_a0003.wav", "cmu_arctic_us_axb_a0004.wav"]
+    main = rt_fleet[0]
+    with sdk(main).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events = Events(connection)
+        created = events.wait(_count("session.created", 1))[0]
+        connection.session.update(session={"type": "transcription", "audio": {"input": {
+            "transcription": {"language": "en"}, "turn_detection": {"type": "server_vad", "silence_duration_ms": 2000}}}})
+        events.wait(_count("session.updated", 1))
+        feed(connection, np.concatenate([speech(names, gap_s=1.0), np.zeros(int(1.6 * 24_000), np.float32)]),
+             pace=True)
+        events.wait(_all_transcribed(events, 1), timeout_s=60)
+    (turn,) = events.of("conversation.item.input_audio_transcription.completed")
+    reference = " ".join(FIXTURE_TRANSCRIPTS[name] for name in names)
+    assert wer(reference, turn.transcript) <= 0.2, turn.transcript
+    stopped_at = events.arrived[events.items.index(events.of("input_audio_buffer.speech_stopped")[0])]
+    with httpx.Client(base_url=main.base_url, headers={"Authorization": "Bearer sk-alice"}, timeout=30) as http:
+        (item,) = http.get(f"/v1/realtime/sessions/{created.session.id}/items").json()["data"]
+        job = http.get(f"/v1/jobs/{item['job_id']}").json()
+    assert item["item_id"] == turn.item_id and job["status"] == "succeeded"
+    assert job["created_at"] < stopped_at - 1.0, (job["created_at"], stopped_at)  # started early
+
+
+def test_semantic_vad_is_served_by_server_vad(rt_fleet):
+    """semantic_vad is accepted and shown back as it was asked; its eagerness sets the silence
+    that ends a turn; an unknown eagerness is an error event."""
+    with sdk(rt_fleet[0]).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events = Events(connection)
+        connection.session.update(session={"type": "transcription", "audio": {"input": {
+            "turn_detection": {"type": "semantic_vad", "eagerness": "eager"}}}})
+        connection.session.update(session={"type": "transcription", "audio": {"input": {
+            "transcription": {"language": "en"}, "turn_detection": {"type": "semantic_vad", "eagerness": "high"}}}})
+        events.wait(_count("session.updated", 1))
+        feed(connection, speech(["cmu_arctic_us_axb_a0005.wav"], gap_s=1.2), pace=True)
+        events.wait(_all_transcribed(events, 1), timeout_s=60)
+    (error,) = events.of("error")
+    assert (error.error.code, error.error.param) == ("invalid_value", "session.audio.input.turn_detection.eagerness")
+    detection = events.of("session.updated")[0].session.audio.input.turn_detection
+    assert detection.type == "semantic_vad" and detection.eagerness == "high"
+    (turn,) = events.of("conversation.item.input_audio_transcription.completed")
+    assert wer(FIXTURE_TRANSCRIPTS["cmu_arctic_us_axb_a0005.wav"], turn.transcript) <= 0.2, turn.transcript
 
 
 def test_manual_commits_faster_than_real_time_and_g711(rt_fleet):

@@ -7,11 +7,13 @@ from __future__ import annotations
 import time
 
 import httpx
+import numpy as np
 import openai
 import pytest
 import yaml
 from openai.types.audio import TranscriptionStreamEvent, Translation
 
+from api.transcription_stream import SAMPLE_RATE, cut_points
 from tests.api.live_audio import flac, joined, wer
 from tests.fleet import FIXTURE_TRANSCRIPTS, TEST_CONFIG, Fleet, fixture_audio
 
@@ -52,6 +54,21 @@ def _finished(http: httpx.Client, job_id: str, timeout_s: float = 60) -> dict:
 
 def _events(stream) -> list:
     return list(stream)
+
+
+def test_pieces_grow_from_a_short_first_one_and_end_in_the_latest_pause():
+    """The first piece is short (the first delta's), each next at most twice the one before up
+    to the longest; every cut is in a pause, the latest
+    one of the piece's second half, so full-length pieces stay long."""
+    samples, _ = joined(300)
+    ends = cut_points(samples, 28.0, 5.0)
+    lengths = np.diff([0, *ends]) / SAMPLE_RATE
+    assert ends[-1] == len(samples) and all(a < b for a, b in zip(ends, ends[1:]))
+    limits = [min(5.0 * 2 ** i, 28.0) for i in range(len(lengths))]
+    assert all(length <= limit + 1e-9 for length, limit in zip(lengths, limits)), lengths
+    assert lengths[0] >= 2.5 and all(length > 16 for length in lengths[3:-1]), lengths  # no clip is 12 s long
+    assert all(np.sqrt(np.mean(samples[end - 400:end + 400] ** 2)) < 0.002 for end in ends[:-1])  # -54 dBFS
+    assert len(cut_points(samples, 28.0)) == len(cut_points(samples, 28.0, 28.0))
 
 
 def test_jfk_streams_deltas_then_done(sdk):
