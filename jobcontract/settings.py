@@ -135,7 +135,11 @@ class WorkerSettings(FleetSettings):
     shutdown_grace_s: float = Field(default=30.0, gt=0, description="on SIGTERM, how long the batch in flight may "
                                     "take to finish before the worker exits anyway (its messages then go to peers)")
     model_timeout_s: float = Field(default=3600.0, gt=0, description="longest one step may wait on its model call")
-    torch_threads: int | None = Field(default=None, ge=1)
+    worker_cores: int | None = Field(default=None, ge=1, description="CPU cores a model worker spends on its models "
+                                     "as instances and threads of each (default: the cores the process may run "
+                                     "on; speechfleet serve sets it per worker)")
+    torch_threads: int | None = Field(default=None, ge=1, description="torch's intra-op threads, overriding the "
+                                      "widest model's threads")
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_backoff_s: float = Field(default=2.0, gt=0, description="first retry delay; doubles each attempt")
     webhook_max_attempts: int = Field(default=8, ge=1)

@@ -3,7 +3,13 @@ configured model, and the API; a worker that dies is started again. Ctrl-C / SIG
 the API first (no new jobs), then the workers (each finishes the batch in flight within
 ``SPEECHFLEET_SHUTDOWN_GRACE_S`` and hands the rest of what it holds back to its queue), then
 Redis. The private Redis is ephemeral unless ``data_dir`` is given: then it keeps an
-append-only file there, and a restart picks up every accepted job where it was."""
+append-only file there, and a restart picks up every accepted job where it was.
+
+Cores: each worker is told how many cores it may spend (``SPEECHFLEET_WORKER_CORES``, which
+it turns into instances and threads, ``workers.parallelism``) by ``worker_cores``: an equal
+share of the cores this process may run on, but never fewer than ``min(cores, 4)``. Shares
+overlap on purpose: a worker uses CPU only while its model has work, so on a small machine
+each busy model may use all of it (the default config's seven models on 2 cores: 2 each)."""
 
 from __future__ import annotations
 
@@ -19,6 +25,14 @@ from loguru import logger
 
 from speechfleet.redis_server import EmbeddedRedis
 from speechmodels import ModelConfig
+from workers.parallelism import available_cores
+
+SHARE_FLOOR = 4  # cores a worker may always use (when the machine has them), whatever the number of models
+
+
+def worker_cores(cores: int, models: int) -> int:
+    """The cores each of ``models`` workers may spend on a machine (or cpuset) of ``cores``."""
+    return max(min(cores, SHARE_FLOOR), cores // max(1, models))
 
 
 class Fleet:
@@ -44,6 +58,7 @@ class Fleet:
         signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
         env = dict(os.environ, SPEECHFLEET_CONFIG=str(self.config_path))
+        env.setdefault("SPEECHFLEET_WORKER_CORES", str(worker_cores(available_cores(), len(self.configs))))
         try:
             if not env.get("REDIS_URL"):
                 self.redis = EmbeddedRedis(data_dir=self.data_dir, fsync=self.fsync).start()

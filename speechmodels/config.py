@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class DeviceConfig(BaseModel):
@@ -41,6 +41,13 @@ class ModelConfig(BaseModel):
     options: dict = Field(default_factory=dict, description="family-specific settings")
     scale_from_zero: bool = Field(default=False, description="accept and queue this model's jobs while no worker "
                                   "serves it (an autoscaler starts one on the queue's depth)")
+    # how a worker spends its cores on this model (unset: the family's choice for the cores the
+    # worker owns, see workers.parallelism); instances x threads is what one worker may keep busy
+    threads: int | None = Field(default=None, ge=1, le=256, description="intra-op threads of each instance "
+                                "(onnxruntime intra_op_num_threads, CTranslate2 cpu_threads, torch threads)")
+    instances: int | None = Field(default=None, ge=1, le=64, description="copies of the model in one worker, each "
+                                  "with its own batching thread on the model's one queue (Triton's instance_group "
+                                  "count)")
     sha256: dict[str, str] = Field(default_factory=dict,
                                    description="expected sha256 of weight files by name, checked when a split "
                                                "model's parts are joined")
@@ -59,6 +66,19 @@ class ModelConfig(BaseModel):
         if value not in {"auto", "float32", "float16", "bfloat16"}:
             raise ValueError(f"unsupported dtype {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _threads_from_options(self) -> ModelConfig:
+        # the family options that named threads before ``threads`` existed still count
+        legacy = self.options.get("intra_op_threads", self.options.get("cpu_threads"))
+        if self.threads is None and legacy:
+            try:
+                self.threads = int(legacy)
+            except (TypeError, ValueError):
+                raise ValueError(f"options.intra_op_threads / cpu_threads must be a whole number, not {legacy!r}") from None
+            if self.threads < 1:
+                raise ValueError("options.intra_op_threads / cpu_threads must be at least 1")
+        return self
 
     @property
     def queue(self) -> str:

@@ -1,5 +1,5 @@
 """onnxruntime sessions as every ONNX family opens them: providers from the device string,
-a thread count from the model's options, quiet logs."""
+a thread count from the model's config, quiet logs."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ def providers_for(device: str) -> list:
 def open_session(model: Path | bytes, config: ModelConfig, device: str, default_threads: int = 1):
     """An InferenceSession for ``model`` (a file, or a serialised graph).
 
-    ``options.intra_op_threads`` overrides the thread count: one per session is fastest for
-    small sequential graphs on a shared CPU, where batching or more workers supply the width.
+    ``config.threads`` sets the intra-op thread count (a worker fills it in from the cores it
+    owns, ``workers.parallelism``); unset, as in a notebook, one thread.
     """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = int(config.options.get("intra_op_threads", default_threads))
+    options.intra_op_num_threads = config.threads or default_threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     source = str(model) if isinstance(model, Path) else model

@@ -13,7 +13,7 @@ from loguru import logger
 
 from jobcontract.settings import WorkerSettings
 from speechmodels import ModelConfig, load_model
-from workers import claims, runtime
+from workers import claims, parallelism, runtime
 from workers.batcher import MicroBatcher
 from workers.claims import ClaimRecovery, Presence
 from workers.lanes import batcher_for
@@ -23,30 +23,38 @@ from workers.recovery import LostJobSweeper
 
 
 def pool_threads(configs: list[ModelConfig]) -> int:
-    """Two batches' worth of task threads per model: one batch runs while the next fills."""
-    return sum(2 * config.max_batch_size for config in configs)
+    """Two batches' worth of task threads per model instance: one batch runs while the next fills."""
+    return sum(2 * config.max_batch_size * (config.instances or 1) for config in configs)
 
 
 def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str | None = None,
                loglevel: str = "INFO") -> None:
-    _pin_threads(settings)
+    # the cores this worker owns, spent per model as instances and threads of each
+    cores = settings.worker_cores or parallelism.available_cores()
+    configs = [parallelism.with_threads(config, parallelism.plan(config, cores, device or config.device_config.device))
+               for config in configs]
+    _pin_threads(settings, configs)
     fleet_metrics = WorkerMetrics(redis.Redis.from_url(settings.redis_url))
     for config in configs:
         started = time.perf_counter()
         model = load_model(config, device=device)
         model.warm_up()
         model.observer = lambda observations, name=config.name: fleet_metrics.observations(name, observations)
-        # one batcher, or one per length range where the family pads batches to the longest item
-        batcher = batcher_for(model, lambda lane, config=config, model=model: MicroBatcher(
-            model.infer_batch, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
+        instances = [model, *_more_instances(model, config, device)]
+        # one batcher, or one per length range where the family pads batches to the longest item;
+        # each with a batching thread per instance
+        batcher = batcher_for(model, lambda lane, config=config, instances=instances: MicroBatcher(
+            [instance.infer_batch for instance in instances], max_batch_size=config.max_batch_size,
+            max_wait_ms=config.max_wait_ms,
             name=f"{config.name}{lane}",
             on_batch=lambda stats, name=config.name: fleet_metrics.batch(name, stats.batch_size)))
         runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)
         languages = model.language_voices()
         if languages is not None:
             publish_card(redis.Redis.from_url(settings.redis_url), config.name, languages, model.voices())
-        logger.info("loaded {} ({}) on {} in {:.2f}s; batches of up to {}, {} ms wait", config.name,
-                    config.model_type, model.device, time.perf_counter() - started, config.max_batch_size, config.max_wait_ms)
+        logger.info("loaded {} ({}) on {} in {:.2f}s: {} instance(s) of {} thread(s) on {} core(s); batches of up "
+                    "to {}, {} ms wait", config.name, config.model_type, model.device, time.perf_counter() - started,
+                    config.instances, config.threads, cores, config.max_batch_size, config.max_wait_ms)
 
     from workers.celery_app import (
         app,  # imported after the models, so a bad config fails before connecting
@@ -138,8 +146,18 @@ def run_webhook_worker(settings: WorkerSettings, loglevel: str = "INFO", concurr
     _run_with_claims(app, worker, worker_id, settings, None, [])
 
 
-def _pin_threads(settings: WorkerSettings) -> None:
+def _more_instances(first, config: ModelConfig, device: str | None) -> list:
+    """The copies of a model beyond the first (``config.instances``), loaded and warmed as it was."""
+    copies = [load_model(config, device=device) for _ in range(config.instances - 1)]
+    for copy in copies:
+        copy.warm_up()
+        copy.observer = first.observer
+    return copies
+
+
+def _pin_threads(settings: WorkerSettings, configs: list[ModelConfig]) -> None:
     import torch
 
-    threads = settings.torch_threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    # torch has one intra-op pool per process: as wide as the widest model's instances
+    # (``SPEECHFLEET_TORCH_THREADS`` overrides)
+    torch.set_num_threads(settings.torch_threads or max(config.threads for config in configs))

@@ -67,3 +67,14 @@ def test_worker_refuses_an_unknown_model():
     result = subprocess.run([sys.executable, "-m", "speechfleet.cli", "worker", "--models", "nope",
                              "--config", str(ROOT / "config.yml")], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "unknown model" in result.stderr
+
+
+def test_serve_divides_the_cores_among_its_workers_with_overlapping_shares():
+    from speechfleet.serve import worker_cores
+
+    assert worker_cores(2, 7) == 2  # the default config on a small machine: every worker may use both
+    assert worker_cores(1, 3) == 1
+    assert worker_cores(8, 7) == 4  # the floor: a lone busy model still gets four cores
+    assert worker_cores(64, 8) == 8  # a big machine: equal shares
+    assert worker_cores(64, 1) == 64
+    assert worker_cores(16, 0) == 16

@@ -56,3 +56,30 @@ def test_missing_file(tmp_path):
 def test_model_names_must_be_queue_safe():
     with pytest.raises(ValueError):
         ModelConfig(name="bad name/with slash", model="x", model_type="SileroVAD")
+
+
+def test_threads_and_instances_are_optional_whole_numbers():
+    config = ModelConfig(name="a", model="x", model_type="PiperSynthesizer")
+    assert config.threads is None and config.instances is None  # the worker chooses
+    config = ModelConfig(name="a", model="x", model_type="PiperSynthesizer", threads=2, instances=3)
+    assert (config.threads, config.instances) == (2, 3)
+    for bad in ({"threads": 0}, {"instances": 0}, {"instances": 65}, {"threads": "many"}):
+        with pytest.raises(ValueError):
+            ModelConfig(name="a", model="x", model_type="PiperSynthesizer", **bad)
+
+
+def test_the_old_thread_options_still_set_threads():
+    assert ModelConfig(name="a", model="x", model_type="SileroVAD", options={"intra_op_threads": 3}).threads == 3
+    assert ModelConfig(name="a", model="x", model_type="FasterWhisper", options={"cpu_threads": 2}).threads == 2
+    assert ModelConfig(name="a", model="x", model_type="FasterWhisper", options={"cpu_threads": 0}).threads is None
+    explicit = ModelConfig(name="a", model="x", model_type="SileroVAD", threads=1, options={"intra_op_threads": 3})
+    assert explicit.threads == 1
+    with pytest.raises(ValueError, match="whole number"):
+        ModelConfig(name="a", model="x", model_type="SileroVAD", options={"intra_op_threads": "lots"})
+
+
+def test_a_bad_thread_count_in_a_file_names_the_field(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("model_configs:\n  - {name: a, model: x, model_type: SileroVAD, instances: -1}\n")
+    with pytest.raises(ConfigError, match="instances"):
+        load_model_configs(path)

@@ -110,3 +110,44 @@ def test_closed_batcher_refuses_work():
     batcher.close()
     with pytest.raises(BatcherClosed):
         batcher.submit(1)
+
+
+def test_instances_run_batches_side_by_side_from_one_queue():
+    # each instance's call waits until the other one is inside a call too: only two batching
+    # threads on the one queue, running at once, can get past it (no timing involved)
+    inside = {"first": threading.Event(), "second": threading.Event()}
+
+    def instance(me: str, other: str):
+        def infer(items):
+            inside[me].set()
+            assert inside[other].wait(10), f"{other} never ran beside {me}"
+            return [(me, item) for item in items]
+        return infer
+
+    batcher = MicroBatcher([instance("first", "second"), instance("second", "first")], max_batch_size=1,
+                           max_wait_ms=0, name="two")
+    try:
+        assert batcher.instances == 2
+        futures = [batcher.submit(i) for i in range(6)]
+        outputs = [future.result(timeout=30)[0] for future in futures]
+    finally:
+        batcher.close()
+    assert [item for _, item in outputs] == list(range(6))  # each item its own output
+    assert {who for who, _ in outputs} == {"first", "second"}
+
+
+def test_every_instance_thread_ends_on_close_and_on_hand_back():
+    for stop in ("close", "hand_back"):
+        batcher = MicroBatcher([Recorder(), Recorder(), Recorder()], max_batch_size=4, max_wait_ms=1, name=stop)
+        assert batcher.submit(1).result(timeout=10)[0] == 10
+        getattr(batcher, stop)()
+        for thread in batcher._threads:
+            thread.join(10)
+            assert not thread.is_alive()
+        with pytest.raises(BatcherClosed):
+            batcher.submit(2)
+
+
+def test_a_batcher_needs_an_instance():
+    with pytest.raises(ValueError, match="at least one"):
+        MicroBatcher([], max_batch_size=1, max_wait_ms=1)

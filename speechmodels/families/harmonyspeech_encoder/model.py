@@ -113,6 +113,9 @@ class _WindowsItem:
 
 
 class HarmonySpeechEncoder(SpeechModel):
+    # a worker's cores as 1-thread copies (workers.parallelism): the LSTM's steps split poorly
+    # across torch threads (2 cores, batches of 16: two copies 88 req/s, one 2-thread copy 63)
+    cores_as = "instances"
 
     def __init__(self, config: ModelConfig, device: str, net: SpeakerEncoderNet, hparams: EncoderConfig):
         super().__init__(config, device)

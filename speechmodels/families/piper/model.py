@@ -32,6 +32,10 @@ BOS, EOS, PAD = "^", "$", "_"
 
 
 class PiperSynthesizer(PhonemeSynthesizer):
+    # a worker's cores as 1-thread copies (workers.parallelism): one sentence per call splits
+    # poorly across threads (2 cores, 4 clients: two copies 21 audio s/s, one 2-thread copy 19)
+    cores_as = "instances"
+
     def __init__(self, config: ModelConfig, device: str, session, voice_config: dict):
         super().__init__(config, device)
         self._session = session

@@ -43,6 +43,9 @@ class _Item:
 
 
 class RNNoiseDenoiser(SpeechModel):
+    # the C library is single-threaded, and releases the GIL: a worker's cores as copies
+    # (workers.parallelism; 2 cores: two copies 10.0 req/s, one 5.4)
+    cores_as = "instances"
 
     def __init__(self, config: ModelConfig, device: str, library: ctypes.CDLL):
         super().__init__(config, device)
