@@ -4,6 +4,8 @@ exporter; a job's spans, from the HTTP request through its queue, batch and step
 webhook, share one trace id and nest in that order. A job the lost-job sweeper sends again
 stays in its trace."""
 
+import time
+
 import pytest
 import redis
 import yaml
@@ -14,12 +16,13 @@ from opentelemetry import trace
 from api.app import create_app
 from jobcontract import tracing
 from jobcontract.keys import job_key
-from jobcontract.payload import JobInput
+from jobcontract.payload import AudioOutput, JobInput
+from jobcontract.plan import JobPlan
 from jobcontract.settings import APISettings, api_settings, fleet_settings, worker_settings
 from speechmodels import ModelConfig, load_model
-from speechmodels.registry import VAD
+from speechmodels.registry import AUDIO_CONVERSION
 from tests.conftest import b64_audio
-from tests.fleet import TEST_ENV, create_job, fixture_audio, single_step_plan
+from tests.fleet import TEST_ENV, create_job, fixture_audio
 from tests.workers.test_webhooks import Receiver
 from workers import runtime, tasks, webhooks
 from workers.batcher import MicroBatcher
@@ -28,6 +31,7 @@ from workers.liveness import Heartbeat
 from workers.recovery import LostJobSweeper
 
 MODEL = ModelConfig(name="traced-vad", model="package:silero_vad", model_type="SileroVAD", max_batch_size=4)
+DENOISER = ModelConfig(name="traced-rnnoise", model="package:pyrnnoise", model_type="RNNoiseDenoiser", max_batch_size=2)
 CACHED = (worker_settings, fleet_settings, api_settings, tasks.job_store, tasks.metrics, tasks._records,
           webhooks._client)
 
@@ -46,16 +50,17 @@ def traced(private_redis, tmp_path_factory):
     app.close()
     app.conf.update(broker_url=private_redis.url, result_backend=private_redis.url)
     exporter = tracing.install_memory_exporter()
-    model = load_model(MODEL)
-    runtime.SERVED[MODEL.name] = runtime.ServedModel(
-        MODEL, model, MicroBatcher(model.infer_batch, max_batch_size=4, max_wait_ms=5, name=MODEL.name))
+    for served in (MODEL, DENOISER):
+        model = load_model(served)
+        runtime.SERVED[served.name] = runtime.ServedModel(served, model, MicroBatcher(
+            model.infer_batch, max_batch_size=served.max_batch_size, max_wait_ms=5, name=served.name))
     client = redis.Redis.from_url(private_redis.url, decode_responses=True)
     heartbeat = Heartbeat(client, "traced-worker", [MODEL.name], interval_s=2.0, ttl_s=6.0)
     config = tmp_path_factory.mktemp("traced") / "config.yml"
     config.write_text(yaml.safe_dump({"model_configs": [MODEL.model_dump(include={"name", "model", "model_type"})]}))
     receiver = Receiver()
     try:
-        with start_worker(app, pool="threads", concurrency=4, queues=[MODEL.queue, WEBHOOK_QUEUE],
+        with start_worker(app, pool="threads", concurrency=4, queues=[MODEL.queue, DENOISER.queue, WEBHOOK_QUEUE],
                           perform_ping_check=False, loglevel="WARNING"):
             heartbeat.start()
             with TestClient(create_app(APISettings(config=config))) as api:
@@ -63,7 +68,8 @@ def traced(private_redis, tmp_path_factory):
     finally:
         heartbeat.stop()
         receiver.server.shutdown()
-        runtime.SERVED.pop(MODEL.name).batcher.close()
+        for served in (MODEL, DENOISER):
+            runtime.SERVED.pop(served.name).batcher.close()
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
         CeleryInstrumentor().uninstrument()
@@ -92,11 +98,10 @@ def ancestry(span, by_id: dict) -> list[str]:
     return names
 
 
-def wait_for_span(exporter, trace_id: int, name: str, timeout_s: float = 30):
-    import time
-
+def wait_for_spans(exporter, trace_id: int, *names: str, timeout_s: float = 30):
+    """The trace's spans once all of ``names`` have ended (a parent ends after its children)."""
     deadline = time.monotonic() + timeout_s
-    while name not in spans_of(exporter, trace_id):
+    while not set(names) <= set(spans_of(exporter, trace_id)):
         assert time.monotonic() < deadline, sorted(spans_of(exporter, trace_id))
         time.sleep(0.05)
     return spans_of(exporter, trace_id)
@@ -125,7 +130,9 @@ def test_one_job_is_one_trace_from_the_request_to_its_webhook(traced):
     assert receiver.for_job(job_id, 1)
     (submit,) = [span for span in exporter.get_finished_spans()
                  if span.name == "job.submit" and span.attributes[tracing.JOB_ID] == job_id]
-    spans = wait_for_span(exporter, submit.context.trace_id, "webhook.deliver")
+    spans = wait_for_spans(exporter, submit.context.trace_id, "webhook.deliver", "run/speechfleet.deliver_webhook",
+                           "apply_async/speechfleet.deliver_webhook", "job.step", "run/speechfleet.step",
+                           "apply_async/speechfleet.step", "POST /v1/audio/vad")
     (server,) = [span for span in spans.get("POST /v1/audio/vad", []) if span.kind == trace.SpanKind.SERVER]
     (queue_wait,), (step,) = spans["job.queue_wait"], spans["job.step"]
     (batch_wait,), (inference,), (delivery,) = spans["job.batch_wait"], spans["job.inference"], spans["webhook.deliver"]
@@ -148,13 +155,25 @@ def test_one_job_is_one_trace_from_the_request_to_its_webhook(traced):
 
 
 def test_a_job_the_sweeper_sends_again_stays_in_its_trace(traced):
+    """A two-step chain whose messages were lost: both steps, sent again by the sweeper, are in
+    the job's trace, the second step's queue wait starting when the first recorded its end."""
     exporter, _, _, client = traced
     with tracing.tracer().start_as_current_span("origin") as origin:
         carrier = tracing.current_carrier()
-    create_job(client, "traced-lost", single_step_plan(MODEL.name, VAD),
-               JobInput({"audio": fixture_audio("jfk.flac")}), age_s=100, trace=carrier)
+    plan = JobPlan.build(DENOISER.name, AUDIO_CONVERSION, [(DENOISER.name, AUDIO_CONVERSION)] * 2)
+    create_job(client, "traced-lost", plan, JobInput({"audio": fixture_audio("jfk.flac")}, output=AudioOutput("flac")),
+               age_s=100, trace=carrier)
     sweeper = LostJobSweeper(client, app, "trace-test", quiet_after_s=30, interval_s=60)
-    assert sweeper.sweep() == ["traced-lost"]  # its message was lost: sent again from its record
-    spans = wait_for_span(exporter, origin.get_span_context().trace_id, "job.step")
-    assert spans["job.step"][0].attributes[tracing.JOB_ID] == "traced-lost"
+    assert sweeper.sweep() == ["traced-lost"]  # its messages were lost: sent again from its record
+    trace_id = origin.get_span_context().trace_id
+    deadline = time.monotonic() + 30
+    while len(spans_of(exporter, trace_id).get("job.step", [])) < 2:
+        assert time.monotonic() < deadline, sorted(spans_of(exporter, trace_id))
+        time.sleep(0.05)
+    spans = spans_of(exporter, trace_id)
+    first, second = sorted(spans["job.step"], key=lambda span: span.attributes[tracing.STEP])
+    assert first.attributes[tracing.JOB_ID] == second.attributes[tracing.JOB_ID] == "traced-lost"
+    (waited,) = [span for span in spans["job.queue_wait"] if span.attributes[tracing.STEP] == 1]
+    # from the moment step 0 recorded its end (inside its span), to step 1's start
+    assert first.start_time < waited.start_time <= first.end_time and waited.end_time <= second.start_time
     assert client.hget(job_key("traced-lost"), "status") == "succeeded"
