@@ -10,7 +10,8 @@ and prints requests/s, p50 and p95 latency, CPU per request of every process, an
 Cores: by default the model gets the same compute in both set-ups, as in a deployment where
 API replicas and Redis have CPUs of their own: worker processes (and the in-process run) are
 pinned to the last core with one model thread; the API, Redis and this load generator share
-the others. ``--shared-cores`` lets everything compete for all cores instead.
+the others. ``--shared-cores`` lets everything compete for all cores instead. The default config's VAD
+against the machine's limit, nothing pinned: bench/bench_peers.py.
 
     .venv/bin/python bench/bench_fleet.py [--requests 320] [--clients 32] [--shared-cores]
 """
@@ -111,6 +112,8 @@ def main() -> None:
     parser.add_argument("--shared-cores", action="store_true", help="no pinning: everything competes for all cores")
     args = parser.parse_args()
     cores = Cores.choose(args.shared_cores)
+    # workers plan their instances and threads for the cores they are pinned to (serve keeps this)
+    os.environ["SPEECHFLEET_WORKER_CORES"] = str(len(cores.model))
     print(f"speechfleet fleet benchmark: {args.clients} concurrent clients, {args.requests} requests per run, "
           f"{os.cpu_count()} CPU cores")
     print(cores.describe())

@@ -9,7 +9,7 @@
     measurement behind running sentences one model call each
 
 Cores are pinned as in bench_fleet.py (model on the last core, one thread; ``--shared-cores``
-to let everything compete).
+to let everything compete). Against piper's own server, nothing pinned: bench/bench_peers.py.
 
     .venv/bin/python bench/bench_tts.py [--requests 32] [--clients 4] [--shared-cores]
 """
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--shared-cores", action="store_true")
     args = parser.parse_args()
     cores = Cores.choose(args.shared_cores)
+    # workers plan their instances and threads for the cores they are pinned to (serve keeps this)
+    os.environ["SPEECHFLEET_WORKER_CORES"] = str(len(cores.model))
     print(f"speechfleet text-to-speech benchmark (Piper en_US-joe-medium): {args.requests} one-sentence requests, "
           f"{args.clients} clients, {os.cpu_count()} CPU cores\n{cores.describe()}\n")
 

@@ -1,0 +1,191 @@
+"""The fleet against what else a user could run on the same machine, from one run, nothing
+pinned (every side gets every core the machine gives this process):
+
+  - TTS: ``speechfleet serve`` on the default config.yml against ``python -m piper.http_server``
+    (piper-tts's own Flask server) on the same voice, en_US-joe-medium, both started here:
+    seconds of audio per second and p50/p95 at 4 clients, one sentence per request, wav
+    (ratio fleet / piper, target >= 1.0)
+  - VAD: the default config's silero-vad through ``speechfleet serve`` (10 s clips, 32 clients)
+    against the machine's limit measured here: the same model in-process on all cores behind
+    the same MicroBatcher (batches of 16, 5 ms), in the worker's own layout (instances x
+    threads) and with every core as threads of one instance; the better is the limit
+    (ratio fleet / limit, target >= 0.8)
+
+Each side runs alone: piper's server is stopped before the fleet starts, and the in-process
+runs happen with no fleet up.
+
+    flock /tmp/bench.lock .venv/bin/python bench/bench_peers.py [--only tts|vad] [--requests 64] [--vad-requests 320]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import yaml
+from harness import FIXTURES, ROOT, Cores, CpuMeter, Result, drive, fleet
+
+from speechfleet.redis_server import free_port
+from speechmodels import ModelConfig, audio, load_model
+from speechmodels.weights import find_file, resolve_weights
+from workers.batcher import MicroBatcher
+from workers.parallelism import Parallelism, available_cores, plan, with_threads
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Speech synthesis turns written text into spoken audio.",
+    "Each request in this benchmark asks for one sentence.",
+    "A fleet of workers shares the work of many clients.",
+    "Numbers like forty two are read aloud as words.",
+    "Questions sound a little different, don't they?",
+    "The results come back as small wave files.",
+    "Short sentences keep the first audio quick to arrive.",
+]
+
+
+def default_configs() -> list[dict]:
+    return yaml.safe_load((ROOT / "config.yml").read_text())["model_configs"]
+
+
+def config_of(model_type: str) -> dict:
+    return next(entry for entry in default_configs() if entry["model_type"] == model_type)
+
+
+@contextlib.contextmanager
+def piper_server(onnx_file) -> str:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "piper.http_server", "-m", str(onnx_file), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/info", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("piper.http_server did not start")
+            time.sleep(0.3)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def tts(requests: int, clients: int) -> None:
+    voice = config_of("PiperSynthesizer")
+    onnx_file = find_file(resolve_weights(voice["model"]), pattern="*.onnx")
+    print(f"TTS, {voice['name']}: {requests} one-sentence requests, {clients} clients, wav")
+    rates = {}
+
+    def sender(path: str, body_of, produced: list[float]):
+        async def send(http, index):
+            response = await http.post(path, json=body_of(SENTENCES[index % len(SENTENCES)]))
+            if response.status_code == 200:
+                produced.append(audio.probe(response.content).duration_s)
+            return response
+        return send
+
+    for label, starter, path, body_of in (
+        ("piper.http_server", lambda: piper_server(onnx_file), "/synthesize", lambda text: {"text": text}),
+        ("speechfleet serve", None, "/v1/audio/speech",
+         lambda text: {"model": voice["name"], "input": text, "voice": "alloy", "response_format": "wav"}),
+    ):
+        produced: list[float] = []
+        if starter is not None:
+            with starter() as base:
+                result = asyncio.run(drive(base, label, sender(path, body_of, produced), requests, clients,
+                                           CpuMeter(None)))
+        else:
+            with fleet(default_configs(), Cores.choose(shared=True)) as (base, meter):
+                result = asyncio.run(drive(base, label, sender(path, body_of, produced), requests, clients, meter))
+        seconds = sum(produced[len(produced) - len(result.latencies):])  # after the warm-up calls
+        rates[label] = seconds / result.seconds
+        print(result.line())
+        print(f"      {rates[label]:6.2f} s of audio per second")
+    print(f"  fleet / piper.http_server (audio per second): {rates['speechfleet serve'] / rates['piper.http_server']:5.2f}"
+          "   (target >= 1.0)\n")
+
+
+def vad_clip() -> bytes:
+    return audio.encode_wav(audio.decode((FIXTURES / "jfk.flac").read_bytes(), 16_000)[: 10 * 16_000], 16_000)
+
+
+def vad_in_process(entry: dict, layout: Parallelism, requests: int, clients: int) -> Result:
+    """The limit: the model in-process behind the same batcher, ``layout`` instances x threads."""
+    config = with_threads(ModelConfig.model_validate(entry), layout)
+    models = [load_model(config) for _ in range(layout.instances)]
+    for model in models:
+        model.warm_up()
+    batcher = MicroBatcher([model.infer_batch for model in models], max_batch_size=config.max_batch_size,
+                           max_wait_ms=config.max_wait_ms, name="limit")
+    body = vad_clip()
+    latencies: list[float] = []
+    meter = CpuMeter(None)
+
+    def one(_: int) -> None:
+        started = time.perf_counter()
+        batcher.submit(models[0].prepare({"audio": body})).result()
+        latencies.append(time.perf_counter() - started)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(clients)))  # warm-up
+        latencies.clear()
+        meter.start()
+        started = time.perf_counter()
+        list(pool.map(one, range(requests)))
+        elapsed = time.perf_counter() - started
+    batcher.close()
+    cpu = meter.per_request(requests)
+    return Result(f"in-process {layout.instances} x {layout.threads} thread(s)", elapsed, latencies, 0,
+                  {"in-process": cpu["this process"]})
+
+
+def vad(requests: int, clients: int) -> None:
+    entry = config_of("SileroVAD")
+    cores = available_cores()
+    worker_layout = plan(ModelConfig.model_validate(entry), cores)
+    print(f"VAD, {entry['name']} (default config: batches of {entry['max_batch_size']}, {entry['max_wait_ms']} ms): "
+          f"10 s clips, {clients} clients, {requests} requests")
+    layouts = {worker_layout, Parallelism(1, cores)}
+    limits = [vad_in_process(entry, layout, requests, clients) for layout in sorted(layouts, key=str)]
+    payload = json.dumps({"model": entry["name"], "input_audio": base64.b64encode(vad_clip()).decode()}).encode()
+
+    async def send(http, _):
+        return await http.post("/v1/audio/vad", content=payload, headers={"content-type": "application/json"})
+
+    with fleet(default_configs(), Cores.choose(shared=True)) as (base, meter):
+        through_fleet = asyncio.run(drive(base, "speechfleet serve", send, requests, clients, meter))
+    for result in (*limits, through_fleet):
+        print(result.line())
+    limit = max(limits, key=lambda result: result.rps)
+    print(f"  machine limit: {limit.rps:.1f} req/s ({limit.label}); the worker runs {worker_layout.instances} x "
+          f"{worker_layout.threads}")
+    print(f"  fleet / machine limit: {through_fleet.rps / limit.rps:5.2f}   (target >= 0.8)\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=("tts", "vad"), default=None)
+    parser.add_argument("--requests", type=int, default=64, help="TTS requests per side")
+    parser.add_argument("--clients", type=int, default=4, help="TTS clients")
+    parser.add_argument("--vad-requests", type=int, default=320)
+    parser.add_argument("--vad-clients", type=int, default=32)
+    args = parser.parse_args()
+    print(f"speechfleet against its peers: {available_cores()} CPU cores, nothing pinned; default config.yml\n")
+    if args.only in (None, "tts"):
+        tts(args.requests, args.clients)
+    if args.only in (None, "vad"):
+        vad(args.vad_requests, args.vad_clients)
+
+
+if __name__ == "__main__":
+    main()
