@@ -327,15 +327,28 @@ class RealtimeSession:
         turn.task = asyncio.create_task(self._transcribe(turn))
 
     def _schedule_vad(self) -> None:
-        slice_samples = self.settings.realtime_vad_slice_ms * TARGET_RATE // 1000
-        if (self.vad_task is None or self.vad_task.done()) and self.total - self.vad_done >= slice_samples:
+        if (self.vad_task is None or self.vad_task.done()) and self._vad_due():
             self.vad_task = asyncio.create_task(self._vad())
+
+    def _vad_due(self) -> bool:
+        """A VAD job is due once a slice of new audio is in, or, in a turn, as soon as the audio
+        reaches a point where the turn's state would change if it is still silence (the early
+        job's start, the commit): those decisions then wait for no slice to fill."""
+        if self.config.turn_detection is None or self.total <= self.vad_done:
+            return False
+        if self.total - self.vad_done >= self.settings.realtime_vad_slice_ms * TARGET_RATE // 1000:
+            return True
+        if self.speech_start is None:
+            return False
+        silences = [self.config.turn_detection["silence_duration_ms"]]
+        if self.early is None and self.settings.realtime_early_transcription_ms > 0:
+            silences.append(self.settings.realtime_early_transcription_ms)
+        return any(self.vad_done < self.last_speech_end + ms * TARGET_RATE // 1000 <= self.total for ms in silences)
 
     async def _vad(self) -> None:
         """VAD jobs over the audio not yet looked at, one in flight at a time."""
         model = vad_model(self.catalog)
-        slice_samples = self.settings.realtime_vad_slice_ms * TARGET_RATE // 1000
-        while self.config.turn_detection is not None and self.total - self.vad_done >= slice_samples:
+        while self._vad_due():
             epoch, start, end = self.epoch, self.vad_done, self.total
             window_start = max(self.buffer_start, start - LOOKBACK)
             window = self.buffer[window_start - self.buffer_start:end - self.buffer_start]
