@@ -179,7 +179,8 @@ class JobDispatcher:
                     return record
                 if record.status == QUEUED and deadline_at is not None and time.time() > deadline_at:
                     raise APIError(504, f"job {job_id}'s deadline passed before a worker could start it",
-                                   reason="deadline_exceeded", job_id=job_id)
+                                   reason="deadline_exceeded", headers={"Location": f"/v1/jobs/{job_id}"},
+                                   job_id=job_id)
                 if waiter.done():  # a wake-up for a state we already passed: wait for the next
                     waiter = self._events.register(job_id)
         finally:
