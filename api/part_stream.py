@@ -20,7 +20,7 @@ class PartReader:
 
     def __init__(self, dispatcher: JobDispatcher, job_id: str, plan: JobPlan, wait_s: float, noun: str = "part"):
         self._dispatcher = dispatcher
-        self._job_id = job_id
+        self._job_id = self.job_id = job_id
         self._steps = plan.part_steps
         self._unpack = capability(plan.steps[self._steps[0]].capability).unpack
         self._wait_s = wait_s
