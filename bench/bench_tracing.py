@@ -1,12 +1,12 @@
 """What traces cost: the same fleet and load with OpenTelemetry off and on, from one run.
 
-``speechfleet serve`` (private Redis, one Silero VAD worker, the API) twice: once as shipped
-(no ``OTEL_EXPORTER_OTLP_ENDPOINT``: nothing instrumented), once exporting every job's trace
+``speechfleet serve`` (private Redis, one Silero VAD worker, the API) three times: as
+shipped (no ``OTEL_EXPORTER_OTLP_ENDPOINT``: nothing instrumented), exporting every job's trace
 over OTLP/HTTP to a collector stand-in in this process (it parses each export and counts the
-spans). Closed-loop clients send short VAD requests (1-3 s CMU ARCTIC clips), where
-per-request overhead shows most. Prints requests/s, p50/p95, CPU per request by process,
-spans received per request, the on/off ratios, and what the tracing helpers cost per call
-while tracing is off.
+spans), and the same with one trace in ten sampled. Closed-loop clients send short VAD
+requests (1-3 s CMU ARCTIC clips), where per-request overhead shows most. Prints requests/s,
+p50/p95, CPU per request by process, spans received per request, the ratios to tracing off,
+and what the tracing helpers cost per job while tracing is off.
 
     flock /tmp/bench.lock .venv/bin/python bench/bench_tracing.py [--requests 320] [--clients 32]
 """
@@ -95,15 +95,23 @@ def main() -> None:
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "1000"
     try:
         on = run("tracing on (OTLP/HTTP)", args.requests, args.clients, cores)
+        every_span = collector.spans
+        # the SDK's standard sampler settings: one trace in ten recorded, workers following the API's choice
+        os.environ.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.1")
+        sampled = run("tracing on, 1 trace in 10 sampled", args.requests, args.clients, cores)
     finally:
-        os.environ.pop(tracing.ENDPOINT_ENV)
+        for name in (tracing.ENDPOINT_ENV, "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"):
+            os.environ.pop(name, None)
         collector.server.shutdown()
-    for result in (off, on):
+    for result in (off, on, sampled):
         print(result.line())
-    print(f"  spans received per request (warm-up included): {collector.spans / (args.requests + args.clients):.1f}")
-    print(f"  throughput on / off: {on.rps / off.rps:.2f}")
-    for process in ("api", "worker vad"):
-        print(f"  CPU per request, {process}: on / off {on.cpu_ms[process] / off.cpu_ms[process]:.2f}")
+    sent = args.requests + args.clients  # warm-up included
+    print(f"  spans received per request: {every_span / sent:.1f} all sampled, "
+          f"{(collector.spans - every_span) / sent:.1f} one in ten")
+    for label, result in (("on", on), ("1 in 10", sampled)):
+        print(f"  {label} / off: throughput {result.rps / off.rps:.2f}, CPU per request "
+              + ", ".join(f"{process} {result.cpu_ms[process] / off.cpu_ms[process]:.2f}"
+                          for process in ("api", "worker vad")))
     print(f"  tracing off: the helpers on a job's path cost {helper_cost_ns():.0f} ns per job")
 
 
