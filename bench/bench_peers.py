@@ -10,11 +10,13 @@ pinned (every side gets every core the machine gives this process):
     the same MicroBatcher (batches of 16, 5 ms), in the worker's own layout (instances x
     threads) and with every core as threads of one instance; the better is the limit
     (ratio fleet / limit, target >= 0.8)
+  - both busy at once (TTS and VAD driven together): serve's overlapping shares against the
+    machine divided one core per worker, the cost or gain of letting workers overlap
 
 Each side runs alone: piper's server is stopped before the fleet starts, and the in-process
 runs happen with no fleet up.
 
-    flock /tmp/bench.lock .venv/bin/python bench/bench_peers.py [--only tts|vad] [--requests 64] [--vad-requests 320]
+    flock /tmp/bench.lock .venv/bin/python bench/bench_peers.py [--only tts|vad|both] [--requests 64] [--vad-requests 320]
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import yaml
 from harness import FIXTURES, ROOT, Cores, CpuMeter, Result, drive, fleet
 
@@ -172,9 +176,49 @@ def vad(requests: int, clients: int) -> None:
     print(f"  fleet / machine limit: {through_fleet.rps / limit.rps:5.2f}   (target >= 0.8)\n")
 
 
+def both_busy(requests: int, vad_requests: int) -> None:
+    """What overlapping shares cost when two models are busy at once: TTS (4 clients) and VAD
+    (32 clients) driven together, with serve's rule (each worker may use every core of this
+    small machine) against the machine divided (one core per worker)."""
+    voice, vad_entry = config_of("PiperSynthesizer"), config_of("SileroVAD")
+    payload = json.dumps({"model": vad_entry["name"], "input_audio": base64.b64encode(vad_clip()).decode()}).encode()
+    print(f"both busy at once: TTS ({requests} requests, 4 clients) and VAD ({vad_requests} requests, 32 clients)")
+    produced: list[float] = []
+
+    async def speak(http, index):
+        response = await http.post("/v1/audio/speech", json={"model": voice["name"], "voice": "alloy",
+                                                               "input": SENTENCES[index % len(SENTENCES)],
+                                                               "response_format": "wav"})
+        if response.status_code == 200:
+            produced.append(audio.probe(response.content).duration_s)
+        return response
+
+    async def detect(http, _):
+        return await http.post("/v1/audio/vad", content=payload, headers={"content-type": "application/json"})
+
+    async def together(base, meter):
+        return await asyncio.gather(drive(base, "  TTS", speak, requests, 4, meter),
+                                    drive(base, "  VAD", detect, vad_requests, 32, meter))
+
+    for label, cores in (("serve's rule (overlapping shares)", None), ("divided, 1 core per worker", "1")):
+        if cores is None:
+            os.environ.pop("SPEECHFLEET_WORKER_CORES", None)
+        else:
+            os.environ["SPEECHFLEET_WORKER_CORES"] = cores
+        produced.clear()
+        with fleet(default_configs(), Cores.choose(shared=True)) as (base, meter):
+            speech, activity = asyncio.run(together(base, meter))
+        seconds = sum(produced[len(produced) - len(speech.latencies):])
+        print(f"  {label:<36} TTS {seconds / speech.seconds:6.2f} audio s/s (p95 "
+              f"{np.percentile(speech.latencies, 95) * 1000:.0f} ms), VAD {activity.rps:6.2f} req/s (p95 "
+              f"{np.percentile(activity.latencies, 95) * 1000:.0f} ms)")
+    os.environ.pop("SPEECHFLEET_WORKER_CORES", None)
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("tts", "vad"), default=None)
+    parser.add_argument("--only", choices=("tts", "vad", "both"), default=None)
     parser.add_argument("--requests", type=int, default=64, help="TTS requests per side")
     parser.add_argument("--clients", type=int, default=4, help="TTS clients")
     parser.add_argument("--vad-requests", type=int, default=320)
@@ -185,6 +229,8 @@ def main() -> None:
         tts(args.requests, args.clients)
     if args.only in (None, "vad"):
         vad(args.vad_requests, args.vad_clients)
+    if args.only in (None, "both"):
+        both_busy(args.requests, args.vad_requests)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ class Fleet:
         signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
         env = dict(os.environ, SPEECHFLEET_CONFIG=str(self.config_path))
         env.setdefault("SPEECHFLEET_WORKER_CORES", str(worker_cores(available_cores(), len(self.configs))))
+        logger.info("{} core(s) here, {} model(s): each worker may spend {} (SPEECHFLEET_WORKER_CORES)",
+                    available_cores(), len(self.configs), env["SPEECHFLEET_WORKER_CORES"])
         try:
             if not env.get("REDIS_URL"):
                 self.redis = EmbeddedRedis(data_dir=self.data_dir, fsync=self.fsync).start()
