@@ -216,12 +216,14 @@ class FasterWhisper(SpeechModel):
         segments: dict[tuple[int, int], list[dict]] = {}
         detected: dict[int, str] = {}
         wants_words = {i for i, item in enumerate(items) if item.params.word_timestamps}
+        split: list[packing.Window] = []  # the windows whose decoding was given out (not those decoded again)
         for start in range(0, len(windows), self.max_chunks_per_call):
             self._decode(items, windows[start : start + self.max_chunks_per_call], tokenizer, params,
-                         detect=language is None, segments=segments, detected=detected, wants_words=wants_words)
-        if windows:
-            self.observe({"stt_requests_per_window": [len({p.ref[0] for p in w.placed}) for w in windows],
-                          "stt_window_fill": [w.used / packing.WINDOW_SECONDS for w in windows]})
+                         detect=language is None, segments=segments, detected=detected, wants_words=wants_words,
+                         split=split)
+        if split:
+            self.observe({"stt_requests_per_window": [len({p.ref[0] for p in w.placed}) for w in split],
+                          "stt_window_fill": [w.used / packing.WINDOW_SECONDS for w in split]})
         return [self._assemble(i, item, segments, detected.get(i, language or "en")) for i, item in enumerate(items)]
 
     def _window_features(self, items: list[_Item], window: packing.Window) -> np.ndarray:
@@ -236,7 +238,7 @@ class FasterWhisper(SpeechModel):
             samples[at : at + len(piece)] = piece[: len(samples) - at]
         return pad_or_trim(self.whisper.feature_extractor(samples)[..., :-1]).astype(np.float32)
 
-    def _decode(self, items, windows, tokenizer, params, *, detect, segments, detected, wants_words) -> None:
+    def _decode(self, items, windows, tokenizer, params, *, detect, segments, detected, wants_words, split) -> None:
         """ONE encoder pass and ONE generate call for these windows, whoever's speech they hold."""
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
@@ -257,6 +259,7 @@ class FasterWhisper(SpeechModel):
             encoded, prompts, patience=1, length_penalty=1, max_length=self.whisper.max_length,
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             return_scores=True, return_no_speech_prob=True, **sampling)
+        retry: list[packing.Placed] = []
         encoded_rows = np.asarray(encoded) if any(len(w.placed) > 1 or wants_words for w in windows) else None
         for row, (window, result) in enumerate(zip(windows, results)):
             tokens = result.sequences_ids[0]
@@ -268,6 +271,7 @@ class FasterWhisper(SpeechModel):
             decoded = [{"text": tokenizer.decode(p["tokens"]), "tokens": p["tokens"], "start": p["start"],
                         "end": p["end"], "avg_logprob": avg_logprob, "no_speech_prob": result.no_speech_prob,
                         "seek": 0} for p in pieces]
+            spans = [(p["start"], p["end"]) for p in pieces]  # the timestamp tokens, before alignment moves them
             # words are what a shared window is split by, so packed windows are always aligned; a
             # window of one request only when it asked for word times. Per window, so one window's
             # timing heuristics never reach another's
@@ -276,6 +280,10 @@ class FasterWhisper(SpeechModel):
                 own = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded_rows[row : row + 1]))
                 self.whisper.add_word_timestamps([decoded], tokenizer, own, [size], PREPEND_PUNCTUATIONS,
                                                  APPEND_PUNCTUATIONS, 0.0)
+            if not packing.separable(window, spans, decoded):
+                retry.extend(window.placed)
+                continue
+            split.append(window)
             for place, own_segments in zip(window.placed, packing.split(window, decoded, tokenizer.encode)):
                 offset = items[place.ref[0]].chunks[place.ref[1]].offset
                 for segment in own_segments:
@@ -286,6 +294,11 @@ class FasterWhisper(SpeechModel):
                         word["start"] += offset
                         word["end"] += offset
                 segments[place.ref] = own_segments
+        if retry:  # windows that did not split cleanly: their chunks again, one window each
+            alone = packing.pack([(place.ref, place.duration) for place in retry], gap_s=None)
+            for start in range(0, len(alone), self.max_chunks_per_call):
+                self._decode(items, alone[start : start + self.max_chunks_per_call], tokenizer, params, detect=detect,
+                             segments=segments, detected=detected, wants_words=wants_words, split=split)
 
     def _assemble(self, index: int, item: _Item, segments: dict, language: str) -> Transcription:
         """Chunk segments in order, with times mapped from the speech-only timeline back to the audio."""

@@ -14,8 +14,10 @@ The split is by construction, not by trust in Whisper's segment boundaries:
   (a segment with no aligned words goes whole to the region of its midpoint);
 - each piece's times are clamped into its own chunk's audio and shifted onto that chunk.
 
-The gap gives the word alignment half a gap of slack on each side before a word could be
-timed into a neighbour's region.
+- a window is split only when that is unambiguous (``separable``): Whisper's own segment
+  timestamps put a boundary in every gap, every aligned word lies in its segment's region and
+  every chunk got text; otherwise (measured: a last word aligned past the gap midpoint, two
+  identical clips decoded as one) its chunks are decoded again, one window each.
 """
 
 from __future__ import annotations
@@ -84,6 +86,24 @@ def pack(chunks: Sequence[tuple[Hashable, float]], *, gap_s: float | None,
             windows.append(window)
         window.add(ref, duration)
     return windows
+
+
+def separable(window: Window, spans: Sequence[tuple[float, float]], segments: Sequence[dict]) -> bool:
+    """Whether a decoded window splits cleanly: Whisper put a segment boundary in every gap (each
+    segment's own timestamp tokens, ``spans``, lie in one region), every aligned word agrees with
+    its segment's region, and every chunk got text. Otherwise the window's chunks are decoded
+    again, each alone: a word is never given to a request on a guess."""
+    if len(window.placed) == 1:
+        return True
+    seen = set()
+    for (start, end), segment in zip(spans, segments):
+        owner = window.owner(start)
+        if window.owner(max(start, end - 1e-6)) != owner:
+            return False
+        if any(window.owner((w["start"] + w["end"]) / 2) != owner for w in segment.get("words") or []):
+            return False
+        seen.add(owner)
+    return len(seen) == len(window.placed)
 
 
 def split(window: Window, segments: Sequence[dict], encode: Callable[[str], list[int]]) -> list[list[dict]]:

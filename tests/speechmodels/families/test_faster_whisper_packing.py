@@ -102,3 +102,20 @@ def test_a_prompted_request_packs_only_with_itself(packed):
     prompted, first, second = packed.infer_batch(items)
     assert sorted(r["stt_requests_per_window"][0] for r in reported) == [1, 2]
     assert "steels" in prompted.text.lower() and "forget" in first.text.lower() and "glad" in second.text.lower()
+
+
+def test_a_window_is_split_only_when_whisper_put_a_boundary_in_every_gap():
+    window = packing.Window(1.5)
+    window.add("a", 3.0)  # 0-3
+    window.add("b", 2.0)  # 4.5-6.5, cut at 3.75
+    word = {"word": " x", "probability": 0.9}
+    clean = [{"words": [dict(word, start=0.2, end=2.9)]}, {"words": [dict(word, start=4.6, end=6.0)]}]
+    assert packing.separable(window, [(0.0, 3.0), (4.5, 6.5)], clean)
+    # a segment whose timestamp tokens run past the gap midpoint (a last word timed into the gap)
+    assert not packing.separable(window, [(0.0, 4.0), (4.5, 6.5)], clean)
+    # a word aligned into the neighbour's region while its segment's tokens say otherwise
+    stray = [{"words": [dict(word, start=3.6, end=4.2)]}, clean[1]]
+    assert not packing.separable(window, [(0.0, 3.0), (4.5, 6.5)], stray)
+    # one chunk got no text (two sentences decoded as one, or one skipped)
+    assert not packing.separable(window, [(0.0, 3.0)], clean[:1])
+    assert packing.separable(packing.pack([("alone", 3.0)], gap_s=1.5)[0], [], [])
