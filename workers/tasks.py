@@ -200,8 +200,9 @@ def _trace_facts(job_id: str, index: int, plan: JobPlan) -> tuple[dict | None, f
 
 
 def _trace_batch(span: Span | None, run: StepRun) -> None:
-    """The step's wait for its batch to fill and the batched call, inside its ``job.step`` span."""
-    if span is None or run.stats is None or run.submitted_at is None:
+    """The step's wait for its batch to fill and the batched call, inside its ``job.step`` span
+    (none for a trace the sampler left out: its span records nothing)."""
+    if span is None or not span.is_recording() or run.stats is None or run.submitted_at is None:
         return
     span.set_attribute(tracing.BATCH_SIZE, run.stats.batch_size)
     attributes = {**span.attributes, tracing.BATCH_SIZE: run.stats.batch_size}

@@ -20,12 +20,13 @@ from jobcontract.payload import AudioOutput, JobInput
 from jobcontract.plan import JobPlan
 from jobcontract.settings import APISettings, api_settings, fleet_settings, worker_settings
 from speechmodels import ModelConfig, load_model
-from speechmodels.registry import AUDIO_CONVERSION
+from speechmodels.registry import AUDIO_CONVERSION, VAD
 from tests.conftest import b64_audio
-from tests.fleet import TEST_ENV, create_job, fixture_audio
+from tests.fleet import TEST_ENV, create_job, fixture_audio, single_step_plan
 from tests.workers.test_webhooks import Receiver
 from workers import runtime, tasks, webhooks
 from workers.batcher import MicroBatcher
+from workers.canvas import send_job
 from workers.celery_app import WEBHOOK_QUEUE, app
 from workers.liveness import Heartbeat
 from workers.recovery import LostJobSweeper
@@ -177,3 +178,18 @@ def test_a_job_the_sweeper_sends_again_stays_in_its_trace(traced):
     # from the moment step 0 recorded its end (inside its span), to step 1's start
     assert first.start_time < waited.start_time <= first.end_time and waited.end_time <= second.start_time
     assert client.hget(job_key("traced-lost"), "status") == "succeeded"
+
+
+def test_a_job_whose_trace_was_not_sampled_runs_as_any_other(traced):
+    """A sampler that leaves a trace out (``traceparent`` flags 00) makes spans that record
+    nothing; the job's steps must run the same."""
+    _, _, _, client = traced
+    unsampled = {"traceparent": "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"}
+    create_job(client, "traced-unsampled", single_step_plan(MODEL.name, VAD),
+               JobInput({"audio": fixture_audio("jfk.flac"), "get_timestamps": True}), trace=unsampled)
+    send_job(app, "traced-unsampled", single_step_plan(MODEL.name, VAD), trace=unsampled)
+    deadline = time.monotonic() + 30
+    while client.hget(job_key("traced-unsampled"), "status") in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert client.hget(job_key("traced-unsampled"), "status") == "succeeded"
