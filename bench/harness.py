@@ -162,3 +162,16 @@ async def drive(base: str, label: str, send: Send, requests: int, clients: int, 
         cpu = meter.per_request(requests)
         cpu["load generator"] = cpu.pop("this process")
         return Result(label, elapsed, latencies, errors, cpu)
+
+
+# one sentence per TTS request, shared by the TTS benchmarks
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Speech synthesis turns written text into spoken audio.",
+    "Each request in this benchmark asks for one sentence.",
+    "A fleet of workers shares the work of many clients.",
+    "Numbers like forty two are read aloud as words.",
+    "Questions sound a little different, don't they?",
+    "The results come back as small wave files.",
+    "Short sentences keep the first audio quick to arrive.",
+]
