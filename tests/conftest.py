@@ -95,18 +95,28 @@ def paused(fleet, redis_server):
     @contextlib.contextmanager
     def pause(model_name: str):
         queue = f"model.{model_name}"
-        assert app.control.cancel_consumer(queue, reply=True, timeout=5)
-        # a worker replies when it has scheduled the cancel, not when it took effect: wait
-        # until no worker lists the queue, or jobs sent now could still be taken in FIFO order
+        replies = app.control.cancel_consumer(queue, reply=True, timeout=5)
+        # the model's own workers (ids are "<model>+<model>@host.pid"): only they consume
+        # again after the block; a broadcast add would make every other worker take the
+        # model's messages and bounce them back (misrouted), scrambling their order
+        consumers = [hostname for reply in replies for hostname in reply
+                     if model_name in hostname.partition("@")[0].split("+")]
+        assert consumers, replies
+        # a worker replies when it has scheduled the cancel, not when it took effect: wait until
+        # each of them answers (a busy worker can miss a 1 s inspect, and an absent reply is not
+        # a "no") without listing the queue, or jobs sent now could still be taken in FIFO order
         deadline = time.monotonic() + 15
-        while any(queue in {q["name"] for q in queues}
-                  for queues in (app.control.inspect(timeout=1).active_queues() or {}).values()):
-            assert time.monotonic() < deadline, f"{queue} is still consumed"
+        while True:
+            listed = app.control.inspect(destination=consumers, timeout=1).active_queues() or {}
+            if set(listed) >= set(consumers) and not any(queue in {q["name"] for q in queues}
+                                                         for queues in listed.values()):
+                break
+            assert time.monotonic() < deadline, f"{queue} is still consumed: {listed}"
             time.sleep(0.1)
         try:
             yield
         finally:
-            app.control.add_consumer(queue, reply=True, timeout=5)
+            app.control.add_consumer(queue, destination=consumers, reply=True, timeout=5)
 
     yield pause
     app.close()
