@@ -25,7 +25,8 @@ run: $(STAMP)
 	$(BIN)/speechfleet serve --config config.yml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	# the slowest tests named at the end, so a suite that grows shows where
+	$(BIN)/python -m pytest --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fleet.py
