@@ -52,8 +52,19 @@ def config_of(model_type: str) -> dict:
     return next(entry for entry in default_configs() if entry["model_type"] == model_type)
 
 
+def require_flask() -> None:
+    """piper.http_server is a Flask app, and flask is no dependency of the service: say how to get it
+    (its server's stderr goes nowhere, so otherwise it would only "not start")."""
+    try:
+        import flask  # noqa: F401
+    except ImportError:
+        sys.exit("bench_peers.py runs piper-tts's own server, which needs flask: "
+                 ".venv/bin/pip install -c constraints.txt -e '.[bench]'")
+
+
 @contextlib.contextmanager
 def piper_server(onnx_file) -> str:
+    require_flask()
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "piper.http_server", "-m", str(onnx_file), "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
