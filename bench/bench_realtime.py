@@ -41,7 +41,7 @@ import httpx
 import numpy as np
 import openai
 
-from bench.harness import Cores, fleet
+from bench.harness import Cores, CpuMeter, fleet
 from tests.api.live_audio import ARCTIC, clip, flac, joined, pcm16
 
 MODELS = [
@@ -138,10 +138,15 @@ async def histogram_means(base: str, model: str) -> dict[str, tuple[float, float
     return found
 
 
-async def sessions_run(base: str, count: int, seconds: float, silence_ms: int) -> dict:
+async def sessions_run(base: str, count: int, seconds: float, silence_ms: int, meter: CpuMeter) -> dict:
     stats = {"latencies": [], "phases": [], "committed": 0, "lost": 0, "errors": []}
     before = {model: await histogram_means(base, model) for model in ("silero-vad", "whisper")}
+    meter.start()
+    started = time.perf_counter()
     await asyncio.gather(*(session(base, index, seconds, silence_ms, stats) for index in range(count)))
+    # the cores each process kept busy over the run (what the VAD jobs cost beside Whisper)
+    elapsed = time.perf_counter() - started
+    stats["cores"] = {name: ms / 1000 / elapsed for name, ms in meter.per_request(1).items()}
     after = {model: await histogram_means(base, model) for model in ("silero-vad", "whisper")}
     vad_before, vad_after = before["silero-vad"], after["silero-vad"]
     stats["vad_jobs"] = {metric: ((vad_after[metric][0] - vad_before[metric][0])
@@ -193,6 +198,7 @@ def describe(stats: dict, count: int) -> str:
     line += (f"\n       VAD jobs: {vad_jobs:.0f}, mean queue wait {vad_wait * 1000:.0f} ms, mean model call "
              f"{stats['vad_jobs']['inference_seconds'][0] * 1000:.0f} ms; transcription jobs run "
              f"{stats['whisper_jobs']:.0f} for {stats['committed']} turns")
+    line += "\n       cores busy: " + ", ".join(f"{name} {used:.2f}" for name, used in stats["cores"].items())
     return line
 
 
@@ -205,12 +211,12 @@ def main() -> None:
     args = parser.parse_args()
     cores = Cores.choose(shared=True)
     print(f"bench_realtime: {cores.describe()}; other work on this machine may share the cores")
-    with fleet(MODELS, cores) as (base, _):
-        asyncio.run(sessions_run(base, 1, 6, args.silence_ms))  # warm-up
+    with fleet(MODELS, cores) as (base, meter):
+        asyncio.run(sessions_run(base, 1, 6, args.silence_ms, meter))  # warm-up
         print(f"realtime sessions, server VAD (silence_duration_ms {args.silence_ms}), {args.seconds:g}s of speech "
               "and gaps each at real-time pace; latency = end of speech -> completed (includes the silence)")
         for count in (int(n) for n in args.sessions.split(",") if n):
-            print(describe(asyncio.run(sessions_run(base, count, args.seconds, args.silence_ms)), count), flush=True)
+            print(describe(asyncio.run(sessions_run(base, count, args.seconds, args.silence_ms, meter)), count), flush=True)
         if args.no_file:
             return
         result = asyncio.run(long_file(base))
