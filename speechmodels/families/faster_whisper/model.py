@@ -5,8 +5,9 @@ micro-batch's requests are each cut into speech chunks of at most 30 s (Silero V
 faster-whisper bundles), and the chunks of all the requests that share decoding options are
 packed into shared 30 s windows with silent guard gaps (``packing``; ``options.pack_windows``,
 on by default), which go through one encoder pass and one ``generate`` call (in slices of
-``max_chunks_per_call`` windows). Each request gets back only its own words, split by aligned
-word times at the gaps. Long audio is bounded in memory by its chunks, not its features.
+``max_chunks_per_call`` windows). Each request gets back only its own words: a chunk is given
+a segment only when the per-chunk check of ``packing.clean`` places it wholly in that chunk's
+part of the window; unclean chunks are decoded again beside other neighbours, then alone. Long audio is bounded in memory by its chunks, not its features.
 
 The family also serves voice activity detection (HSE allows Whisper models on /v1/audio/vad)
 with the bundled Silero VAD; those items never reach the Whisper network.
