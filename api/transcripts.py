@@ -3,6 +3,7 @@ srt, vtt and verbose_json."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Response
@@ -47,6 +48,21 @@ def whisper_segment(segment: dict[str, Any]) -> dict[str, Any]:
             "temperature": segment["temperature"]}
 
 
+# OpenAI's verbose_json words carry no punctuation ("Americans", not "Americans,"); faster-whisper
+# attaches it to the word before, and whether it writes "so," or "so" varies with decoding.
+_EDGE_PUNCTUATION = re.compile(r"^[^\w']+|[^\w']+$")
+
+
+def _openai_words(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    words = []
+    for segment in segments:
+        for word in segment.get("words") or []:
+            text = _EDGE_PUNCTUATION.sub("", word["word"].strip())
+            if text:  # a token that was only punctuation is not a word
+                words.append({"word": text, "start": word["start"], "end": word["end"]})
+    return words
+
+
 def _verbose(record: JobRecord, result: dict[str, Any], granularities: list[str]) -> dict[str, Any]:
     body: dict[str, Any] = {"task": result["task"], "language": result["language"], "duration": result["duration"],
                             "text": result["text"]}
@@ -56,8 +72,7 @@ def _verbose(record: JobRecord, result: dict[str, Any], granularities: list[str]
                                             "compression_ratio", "no_speech_prob")} | {"seek": 0}
             for segment in result["segments"]]
     if "word" in granularities:
-        body["words"] = [{"word": word["word"].strip(), "start": word["start"], "end": word["end"]}
-                         for segment in result["segments"] for word in segment.get("words") or []]
+        body["words"] = _openai_words(result["segments"])
     return body
 
 

@@ -2,6 +2,7 @@
 (through the official openai package) share windows, and each request gets back only its own
 words, in order, timed inside its own audio."""
 
+import difflib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,13 @@ ARCTIC = [name for name in FIXTURE_TRANSCRIPTS if name.startswith("cmu_arctic")]
 
 
 def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("'em", "them")).split()
+
+
+def in_order(own: list[str], got: list[str]) -> int:
+    """How many of the reference's words the transcript has in the reference's order: a
+    word said twice ("them ... them") or a missed one costs only itself."""
+    return sum(block.size for block in difflib.SequenceMatcher(None, own, got, autojunk=False).get_matching_blocks())
 
 
 def metric(client, line_start: str) -> float:
@@ -57,9 +64,7 @@ def test_sentences_sent_at_once_each_get_only_their_own_words(fleet, client, pau
         others = {w for other in ARCTIC if other != name for w in words(FIXTURE_TRANSCRIPTS[other])} - set(own)
         got = words(result.text)
         assert not [w for w in got if w in others and len(w) > 3], (name, result.text)
-        assert len(set(got) & set(own)) >= len(own) // 2, (name, result.text)
-        rest = iter(own)
-        assert all(w in rest for w in got if w in own), (name, result.text)  # in its order
+        assert in_order(own, got) >= len(own) // 2, (name, result.text)
         timed = result.words
         assert timed and all(0 <= w.start <= w.end <= result.duration for w in timed)
         assert all(a.start <= b.start for a, b in zip(timed, timed[1:]))
