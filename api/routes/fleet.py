@@ -23,6 +23,7 @@ class FleetModel(BaseModel):
     queue_depth: int
     live_workers: int
     workers: list[str] = Field(description="the live worker processes consuming the model's queue")
+    scale_from_zero: bool = Field(description="jobs are queued even with no live worker (an autoscaler starts one)")
 
 
 class FleetToolchain(BaseModel):
@@ -52,7 +53,8 @@ async def fleet(request: Request, catalog: CatalogDep, dispatcher: DispatcherDep
             models.append(FleetModel(name=name, model_type=config.model_type, queue=config.queue,
                                      capabilities=sorted(catalog.capabilities[name]),
                                      queue_depth=await dispatcher.queue_depth(config.queue),
-                                     live_workers=len(workers), workers=sorted(workers)))
+                                     live_workers=len(workers), workers=sorted(workers),
+                                     scale_from_zero=config.scale_from_zero))
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         return FleetView(redis=False, reason=str(exc), toolchains=toolchains, time=time.time())
     return FleetView(redis=True, models=models, toolchains=toolchains, time=time.time())

@@ -79,6 +79,8 @@ def test_requests_wait_for_a_worker_started_after_them(cold_fleet, private_redis
     ready = http.get("/ready")
     assert ready.status_code == 503 and ready.json()["models"] == {COLD: 0, WARM: 0}
     assert ready.json()["scale_from_zero"] == [COLD]
+    marked = {model["name"]: model["scale_from_zero"] for model in http.get("/v1/fleet").json()["models"]}
+    assert marked == {COLD: True, WARM: False}
     refused = http.post("/v1/audio/vad", json=vad_request(WARM))
     assert refused.status_code == 503 and refused.json()["reason"] == "no_worker"
 
