@@ -5,8 +5,9 @@ micro-batch's requests are each cut into speech chunks of at most 30 s (Silero V
 faster-whisper bundles), and the chunks of all the requests that share decoding options are
 packed into shared 30 s windows with silent guard gaps (``packing``; ``options.pack_windows``,
 on by default), which go through one encoder pass and one ``generate`` call (in slices of
-``max_chunks_per_call`` windows). Each request gets back only its own words, split by aligned
-word times at the gaps. Long audio is bounded in memory by its chunks, not its features.
+``max_chunks_per_call`` windows). Each request gets back only its own words: a chunk is given
+a segment only when the per-chunk check of ``packing.clean`` places it wholly in that chunk's
+part of the window; unclean chunks are decoded again beside other neighbours, then alone. Long audio is bounded in memory by its chunks, not its features.
 
 The family also serves voice activity detection (HSE allows Whisper models on /v1/audio/vad)
 with the bundled Silero VAD; those items never reach the Whisper network.
@@ -14,10 +15,12 @@ with the bundled Silero VAD; those items never reach the Whisper network.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from math import ceil
 from typing import Any
 
@@ -62,6 +65,20 @@ class _Item:
     speech: list[dict] = field(default_factory=list)  # VAD segments, samples: maps times back
     chunks: list[_Chunk] = field(default_factory=list)
     activity: VoiceActivity | None = None  # set for VAD requests, which need no decoding
+
+
+@dataclass
+class _Decoding:
+    """What every window of one ``_transcribe`` call is decoded with, and where results go."""
+
+    items: list[_Item]
+    tokenizer: Any
+    params: TranscriptionParams
+    detect: bool  # no language given to a multilingual model: detected per window
+    segments: dict[tuple[int, int], list[dict]]  # (item, chunk) -> its segments, once given out
+    detected: dict[int, str]
+    wants_words: set[int]
+    observed: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
 def _whisper_language_codes() -> tuple[str, ...]:
@@ -210,20 +227,36 @@ class FasterWhisper(SpeechModel):
         params = items[0].params
         language = params.language or ("en" if not self.multilingual else None)
         tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task=params.task, language=language or "en")
-        windows = packing.pack([((i, c), chunk.duration) for i, item in enumerate(items)
-                                for c, chunk in enumerate(item.chunks)],
-                               gap_s=self.pack_gap_s if self.pack_windows else None)
         segments: dict[tuple[int, int], list[dict]] = {}
         detected: dict[int, str] = {}
         wants_words = {i for i, item in enumerate(items) if item.params.word_timestamps}
-        split: list[packing.Window] = []  # the windows whose decoding was given out (not those decoded again)
-        for start in range(0, len(windows), self.max_chunks_per_call):
-            self._decode(items, windows[start : start + self.max_chunks_per_call], tokenizer, params,
-                         detect=language is None, segments=segments, detected=detected, wants_words=wants_words,
-                         split=split)
-        if split:
-            self.observe({"stt_requests_per_window": [len({p.ref[0] for p in w.placed}) for w in split],
-                          "stt_window_fill": [w.used / packing.WINDOW_SECONDS for w in split]})
+        context = _Decoding(items, tokenizer, params, language is None, segments, detected, wants_words)
+
+        @cache
+        def digest(ref: tuple[int, int]) -> bytes:
+            return hashlib.blake2b(items[ref[0]].chunks[ref[1]].samples.tobytes(), digest_size=16).digest()
+
+        failed_together: set[frozenset] = set()
+
+        def apart(a: tuple[int, int], b: tuple[int, int]) -> bool:
+            # byte-identical neighbours were measured to be decoded as one repeated sentence
+            # across the gap; chunks that spoiled a window together get other neighbours next
+            return frozenset((a, b)) in failed_together or digest(a) == digest(b)
+
+        pending = [((i, c), chunk.duration) for i, item in enumerate(items) for c, chunk in enumerate(item.chunks)]
+        gap = self.pack_gap_s if self.pack_windows else None
+        for attempt in range(3):  # packed; the unclean chunks packed with new neighbours; one window each
+            windows = packing.pack(pending, gap_s=gap if attempt < 2 else None, apart=apart)
+            unclean: list[list[packing.Placed]] = []
+            for start in range(0, len(windows), self.max_chunks_per_call):
+                unclean += self._decode(context, windows[start : start + self.max_chunks_per_call])
+            if not any(unclean):
+                break
+            for chunks in unclean:
+                failed_together.update(frozenset((a.ref, b.ref)) for a, b in itertools.combinations(chunks, 2))
+            pending = [(place.ref, place.duration) for chunks in unclean for place in chunks]
+        if context.observed:
+            self.observe(context.observed)
         return [self._assemble(i, item, segments, detected.get(i, language or "en")) for i, item in enumerate(items)]
 
     def _window_features(self, items: list[_Item], window: packing.Window) -> np.ndarray:
@@ -238,29 +271,31 @@ class FasterWhisper(SpeechModel):
             samples[at : at + len(piece)] = piece[: len(samples) - at]
         return pad_or_trim(self.whisper.feature_extractor(samples)[..., :-1]).astype(np.float32)
 
-    def _decode(self, items, windows, tokenizer, params, *, detect, segments, detected, wants_words, split) -> None:
-        """ONE encoder pass and ONE generate call for these windows, whoever's speech they hold."""
+    def _decode(self, context: _Decoding, windows: list[packing.Window]) -> list[list[packing.Placed]]:
+        """ONE encoder pass and ONE generate call for these windows, whoever's speech they hold.
+        The clean chunks' segments go into ``context.segments``; returned: each window's others."""
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
+        items, tokenizer, params = context.items, context.tokenizer, context.params
         encoded = self.whisper.encode(np.stack([self._window_features(items, window) for window in windows]))
         previous = tokenizer.encode(" " + params.prompt.strip()) if params.prompt else []
         prompt = self.whisper.get_prompt(tokenizer, previous_tokens=previous, without_timestamps=False)
         prompts = [list(prompt) for _ in windows]
-        if detect:  # multilingual model, no language given: one per window (of one request), same prompt shape
+        if context.detect:  # multilingual model, no language given: one per window (of one request), same prompt shape
             position = prompt.index(tokenizer.language)
             for row, (window, candidates) in enumerate(zip(windows, self.whisper.model.detect_language(encoded))):
                 code = candidates[0][0]
                 prompts[row][position] = tokenizer.tokenizer.token_to_id(code)
-                detected.setdefault(window.placed[0].ref[0], code.strip("<|>"))
+                context.detected.setdefault(window.placed[0].ref[0], code.strip("<|>"))
         sampling = {"sampling_temperature": params.temperature, "sampling_topk": 0, "beam_size": 1} \
             if params.temperature > 0 else {"beam_size": params.beam_size}
         results = self.whisper.model.generate(
             encoded, prompts, patience=1, length_penalty=1, max_length=self.whisper.max_length,
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             return_scores=True, return_no_speech_prob=True, **sampling)
-        retry: list[packing.Placed] = []
-        encoded_rows = np.asarray(encoded) if any(len(w.placed) > 1 or wants_words for w in windows) else None
+        unclean: list[list[packing.Placed]] = []
+        encoded_rows = np.asarray(encoded) if any(len(w.placed) > 1 or context.wants_words for w in windows) else None
         for row, (window, result) in enumerate(zip(windows, results)):
             tokens = result.sequences_ids[0]
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
@@ -272,19 +307,25 @@ class FasterWhisper(SpeechModel):
                         "end": p["end"], "avg_logprob": avg_logprob, "no_speech_prob": result.no_speech_prob,
                         "seek": 0} for p in pieces]
             spans = [(p["start"], p["end"]) for p in pieces]  # the timestamp tokens, before alignment moves them
-            # words are what a shared window is split by, so packed windows are always aligned; a
-            # window of one request only when it asked for word times. Per window, so one window's
+            # a shared window is always aligned: its words are half of the check of whose a segment is;
+            # a window of one request only when it asked for word times. Per window, so one window's
             # timing heuristics never reach another's
             owners = {place.ref[0] for place in window.placed}
-            if decoded and (len(window.placed) > 1 or owners & wants_words):
+            if decoded and (len(window.placed) > 1 or owners & context.wants_words):
                 own = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded_rows[row : row + 1]))
                 self.whisper.add_word_timestamps([decoded], tokenizer, own, [size], PREPEND_PUNCTUATIONS,
                                                  APPEND_PUNCTUATIONS, 0.0)
-            if not packing.separable(window, spans, decoded):
-                retry.extend(window.placed)
-                continue
-            split.append(window)
-            for place, own_segments in zip(window.placed, packing.split(window, decoded, tokenizer.encode)):
+            clean = packing.clean(window, spans, decoded)
+            unclean.append([place for place, ok in zip(window.placed, clean) if not ok])
+            if len(window.placed) > 1:
+                context.observed["stt_chunks_decoded_again"].append(len(unclean[-1]))
+            if any(clean):
+                context.observed["stt_requests_per_window"].append(
+                    len({place.ref[0] for place, ok in zip(window.placed, clean) if ok}))
+                context.observed["stt_window_fill"].append(window.used / packing.WINDOW_SECONDS)
+            for place, ok, own_segments in zip(window.placed, clean, packing.split(window, spans, decoded)):
+                if not ok:
+                    continue
                 offset = items[place.ref[0]].chunks[place.ref[1]].offset
                 for segment in own_segments:
                     segment["compression_ratio"] = get_compression_ratio(segment["text"])
@@ -293,12 +334,8 @@ class FasterWhisper(SpeechModel):
                     for word in segment.get("words") or []:
                         word["start"] += offset
                         word["end"] += offset
-                segments[place.ref] = own_segments
-        if retry:  # windows that did not split cleanly: their chunks again, one window each
-            alone = packing.pack([(place.ref, place.duration) for place in retry], gap_s=None)
-            for start in range(0, len(alone), self.max_chunks_per_call):
-                self._decode(items, alone[start : start + self.max_chunks_per_call], tokenizer, params, detect=detect,
-                             segments=segments, detected=detected, wants_words=wants_words, split=split)
+                context.segments[place.ref] = own_segments
+        return unclean
 
     def _assemble(self, index: int, item: _Item, segments: dict, language: str) -> Transcription:
         """Chunk segments in order, with times mapped from the speech-only timeline back to the audio."""

@@ -3,21 +3,21 @@
 Whisper's encoder always processes a 30 s window, so eight 3-second requests decoded one
 window each pay for eight windows. Packed, their speech chunks lie end to end in shared
 windows with a guard gap of silence between neighbours; one encoder pass and one ``generate``
-serve them all, and the decoded words are split back by their aligned times.
+serve them all, and the decoded segments are given back chunk by chunk.
 
-The split is by construction, not by trust in Whisper's segment boundaries:
+A chunk's text is given out only when it is unambiguous whose it is (``clean``):
 
 - every window is cut at the midpoint of each guard gap into regions, one per chunk;
-- every decoded word belongs to exactly one region, the one holding its midpoint, so a word
-  is never duplicated into two requests and never reaches a request whose region it is not in;
-- a segment whose words fall in more than one region is cut there into one piece per region
-  (a segment with no aligned words goes whole to the region of its midpoint);
-- each piece's times are clamped into its own chunk's audio and shifted onto that chunk.
+- a segment belongs to a region only when all its aligned words lie in that region AND its
+  timestamp tokens overlap no other chunk's audio (beyond ``SPAN_SLACK_S``); a
+  segment reaching into two regions (measured: two byte-identical neighbours decoded as one
+  repeated sentence, a last word timed past the gap midpoint) spoils every region it touches;
+- a chunk is clean when no unclean segment touches its region and it got some text.
 
-- a window is split only when that is unambiguous (``separable``): Whisper's own segment
-  timestamps put a boundary in every gap, every aligned word lies in its segment's region and
-  every chunk got text; otherwise (measured: a last word aligned past the gap midpoint, two
-  identical clips decoded as one) its chunks are decoded again, one window each.
+Clean chunks keep their segments (times shifted onto their own audio); the others are decoded
+again, first packed with neighbours they have not shared a window with, then, if that fails
+too, one window each, which is how they would have been decoded unpacked. So a word reaches a
+request only from a segment wholly inside that request's own region of the window.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 WINDOW_SECONDS = 30.0
+# how far a segment's timestamp tokens may reach into a neighbour's audio and still be wholly
+# its own chunk's: Whisper (tiny.en) puts a boundary anywhere in a gap, often at the onset of the
+# next speech (measured on tightly cut Piper sentences: 0.06-0.21 s into the next chunk) or on
+# a whole second; requiring the tokens inside the gap midpoints spoiled 6 windows of 7
+SPAN_SLACK_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -69,18 +74,23 @@ class Window:
         return bisect.bisect_right(self.cuts, seconds)
 
 
-def pack(chunks: Sequence[tuple[Hashable, float]], *, gap_s: float | None,
-         capacity_s: float = WINDOW_SECONDS) -> list[Window]:
+def pack(chunks: Sequence[tuple[Hashable, float]], *, gap_s: float | None, capacity_s: float = WINDOW_SECONDS,
+         apart: Callable[[Hashable, Hashable], bool] | None = None) -> list[Window]:
     """Chunks ``(ref, seconds)`` placed into windows: first fit, longest first (fewest windows
-    for the usual mix). ``gap_s=None`` turns packing off: one window per chunk, as unpacked."""
+    for the usual mix); two chunks for which ``apart(a, b)`` holds never share a window.
+    ``gap_s=None`` turns packing off: one window per chunk, as unpacked."""
     windows: list[Window] = []
     if gap_s is None:
         for ref, duration in chunks:
             windows.append(Window(0.0))
             windows[-1].add(ref, duration)
         return windows
+
+    def fits(window: Window, ref: Hashable, duration: float) -> bool:
+        return window.room_for(duration, capacity_s) and not (apart and any(apart(ref, p.ref) for p in window.placed))
+
     for ref, duration in sorted(chunks, key=lambda chunk: -chunk[1]):
-        window = next((w for w in windows if w.room_for(duration, capacity_s)), None)
+        window = next((w for w in windows if fits(w, ref, duration)), None)
         if window is None:
             window = Window(gap_s)
             windows.append(window)
@@ -88,41 +98,51 @@ def pack(chunks: Sequence[tuple[Hashable, float]], *, gap_s: float | None,
     return windows
 
 
-def separable(window: Window, spans: Sequence[tuple[float, float]], segments: Sequence[dict]) -> bool:
-    """Whether a decoded window splits cleanly: Whisper put a segment boundary in every gap (each
-    segment's own timestamp tokens, ``spans``, lie in one region), every aligned word agrees with
-    its segment's region, and every chunk got text. Otherwise the window's chunks are decoded
-    again, each alone: a word is never given to a request on a guess."""
+def _regions(window: Window, span: tuple[float, float], segment: dict) -> set[int]:
+    """Every region a segment reaches: each aligned word's, by its midpoint, and every chunk whose
+    audio its timestamp tokens overlap by more than ``SPAN_SLACK_S`` (any overlap, for a segment
+    without aligned words, which also reaches the region of its midpoint)."""
+    start, end = span
+    words = segment.get("words") or []
+    slack = SPAN_SLACK_S if words else 0.0
+    reached = {r for r, place in enumerate(window.placed) if min(end, place.end) - max(start, place.start) > slack}
+    reached.update(window.owner((w["start"] + w["end"]) / 2) for w in words)
+    if not words:
+        reached.add(window.owner((start + end) / 2))
+    return reached
+
+
+def clean(window: Window, spans: Sequence[tuple[float, float]], segments: Sequence[dict]) -> list[bool]:
+    """For each placed chunk, whether its text can be given out: no decoded segment reaches both
+    its region and another (``spans``: each segment's own timestamp tokens, before alignment
+    moves them) and some segment lies in its region. A window of one chunk is always clean."""
     if len(window.placed) == 1:
-        return True
-    seen = set()
-    for (start, end), segment in zip(spans, segments):
-        owner = window.owner(start)
-        if window.owner(max(start, end - 1e-6)) != owner:
-            return False
-        if any(window.owner((w["start"] + w["end"]) / 2) != owner for w in segment.get("words") or []):
-            return False
-        seen.add(owner)
-    return len(seen) == len(window.placed)
+        return [True]
+    own = [False] * len(window.placed)
+    spoiled = [False] * len(window.placed)
+    for span, segment in zip(spans, segments):
+        reached = _regions(window, span, segment)
+        for region in reached:
+            if len(reached) > 1:
+                spoiled[region] = True
+            else:
+                own[region] = True
+    return [has and not bad for has, bad in zip(own, spoiled)]
 
 
-def split(window: Window, segments: Sequence[dict], encode: Callable[[str], list[int]]) -> list[list[dict]]:
+def split(window: Window, spans: Sequence[tuple[float, float]], segments: Sequence[dict]) -> list[list[dict]]:
     """A window's decoded segments (window times; ``words`` from alignment, or absent) as each
-    placed chunk's own segments, with times relative to the start of that chunk."""
+    placed chunk's own segments, with times relative to the start of that chunk. A segment goes
+    to the one region it reaches, by the same rule as ``clean``; one reaching several goes to
+    none (every region it touches is unclean and decoded again). Assigning by where the timestamp
+    tokens start instead gave a segment whose boundary Whisper put before a gap's midpoint to the
+    previous chunk: the chunk it belonged to was called clean without it, and when the previous
+    one was decoded again the sentence was lost (the streamed 2-minute file, WER 0.34)."""
     regions: list[list[dict]] = [[] for _ in window.placed]
-    for segment in segments:
-        words = segment.get("words") or []
-        if not words:
-            regions[window.owner((segment["start"] + segment["end"]) / 2)].append(dict(segment))
-            continue
-        runs = [(owner, list(run)) for owner, run in
-                itertools.groupby(words, key=lambda w: window.owner((w["start"] + w["end"]) / 2))]
-        for owner, run in runs:
-            piece = dict(segment, words=run)
-            if len(runs) > 1:  # a segment spanning a gap: each side keeps only its own words
-                text = "".join(word["word"] for word in run)
-                piece.update(text=text, tokens=encode(text), start=run[0]["start"], end=run[-1]["end"])
-            regions[owner].append(piece)
+    for span, segment in zip(spans, segments):
+        reached = _regions(window, span, segment)
+        if len(reached) == 1:
+            regions[reached.pop()].append(dict(segment))
     return [[_onto(place, piece) for piece in pieces] for place, pieces in zip(window.placed, regions)]
 
 

@@ -36,23 +36,41 @@ def test_pack_off_is_one_window_per_chunk_in_order():
     assert [[(p.ref, p.start) for p in w.placed] for w in windows] == [[("a", 0.0)], [("b", 0.0)]]
 
 
-def test_split_cuts_a_segment_that_spans_a_gap_and_never_duplicates_a_word():
+def test_pack_keeps_apart_what_must_not_share_a_window():
+    windows = packing.pack([("a", 3.0), ("a copy", 3.0), ("b", 2.0)], gap_s=1.0,
+                           apart=lambda x, y: {x, y} == {"a", "a copy"})
+    assert [[p.ref for p in w.placed] for w in windows] == [["a", "b"], ["a copy"]]
+
+
+def test_split_gives_each_segment_to_the_region_it_reaches_with_local_times():
     window = packing.Window(1.0)
     window.add("a", 3.0)  # 0-3
     window.add("b", 2.0)  # 4-6, cut at 3.5
-    spanning = {"text": " one two three", "tokens": [1, 2, 3], "start": 0.0, "end": 6.0, "words": [
-        {"word": " one", "start": 0.5, "end": 1.0, "probability": 0.9},
-        {"word": " two", "start": 3.2, "end": 3.7, "probability": 0.9},  # in the gap: midpoint 3.45 -> a
-        {"word": " three", "start": 4.5, "end": 6.4, "probability": 0.9}]}  # runs past b's audio: clamped
-    alone = {"text": " four", "tokens": [4], "start": 4.0, "end": 5.0, "words": []}  # no words: by its midpoint
-    a, b = packing.split(window, [spanning, alone], encode=lambda text: [len(text)])
-    assert [s["text"] for s in a] == [" one two"] and [s["text"] for s in b] == [" three", " four"]
-    assert a[0]["tokens"] == [len(" one two")]  # the cut piece's own tokens
-    assert [(w["start"], w["end"]) for w in a[0]["words"]] == [(0.5, 1.0), (3.0, 3.0)]
-    assert b[0]["words"][0]["start"] == 0.5 and b[0]["words"][0]["end"] == 2.0  # relative to b, inside it
-    assert (b[1]["start"], b[1]["end"]) == (0.0, 1.0)
-    every = [w["word"] for pieces in (a, b) for s in pieces for w in s["words"]]
-    assert sorted(every) == sorted([" one", " two", " three"])
+    first = {"text": " one", "start": 0.0, "end": 3.4, "words": [{"word": " one", "start": 0.5, "end": 3.2}]}
+    second = {"text": " two", "start": 3.6, "end": 6.4, "words": [{"word": " two", "start": 4.5, "end": 6.4}]}
+    a, b = packing.split(window, [(0.0, 3.4), (3.6, 6.4)], [first, second])
+    assert [s["text"] for s in a] == [" one"] and [s["text"] for s in b] == [" two"]
+    assert (a[0]["start"], a[0]["end"]) == (0.0, 3.0)  # clamped into a's audio
+    assert (b[0]["words"][0]["start"], b[0]["words"][0]["end"]) == (0.5, 2.0)  # relative to b, inside it
+
+
+def test_split_follows_clean_when_whisper_starts_a_segment_before_the_gap_midpoint():
+    """Whisper's boundary at the end of a's speech (3.1, before the 3.5 cut), b's words in b: the
+    segment is b's, as ``clean`` says; given to a by where its tokens start, b lost its sentence."""
+    window = packing.Window(1.0)
+    window.add("a", 3.0)  # 0-3
+    window.add("b", 2.0)  # 4-6, cut at 3.5
+    spans = [(0.0, 3.1), (3.1, 6.0)]
+    first = {"text": " one", "words": [{"word": " one", "start": 0.5, "end": 2.9}]}
+    second = {"text": " two", "words": [{"word": " two", "start": 4.2, "end": 5.8}]}
+    for segment, (start, end) in zip((first, second), spans):
+        segment["start"], segment["end"] = start, end
+    assert packing.clean(window, spans, [first, second]) == [True, True]
+    a, b = packing.split(window, spans, [first, second])
+    assert [s["text"] for s in a] == [" one"] and [s["text"] for s in b] == [" two"]
+    # a segment reaching both regions goes to neither (both are decoded again)
+    both = {"text": " one two", "start": 0.0, "end": 6.0, "words": first["words"] + second["words"]}
+    assert packing.split(window, [(0.0, 6.0)], [both]) == [[], []]
 
 
 @pytest.fixture(scope="module")
@@ -104,18 +122,37 @@ def test_a_prompted_request_packs_only_with_itself(packed):
     assert "steels" in prompted.text.lower() and "forget" in first.text.lower() and "glad" in second.text.lower()
 
 
-def test_a_window_is_split_only_when_whisper_put_a_boundary_in_every_gap():
+def test_a_chunk_is_given_out_only_when_no_segment_reaches_both_its_region_and_another():
     window = packing.Window(1.5)
     window.add("a", 3.0)  # 0-3
     window.add("b", 2.0)  # 4.5-6.5, cut at 3.75
+    window.add("c", 2.0)  # 8-10, cut at 7.25
     word = {"word": " x", "probability": 0.9}
-    clean = [{"words": [dict(word, start=0.2, end=2.9)]}, {"words": [dict(word, start=4.6, end=6.0)]}]
-    assert packing.separable(window, [(0.0, 3.0), (4.5, 6.5)], clean)
-    # a segment whose timestamp tokens run past the gap midpoint (a last word timed into the gap)
-    assert not packing.separable(window, [(0.0, 4.0), (4.5, 6.5)], clean)
-    # a word aligned into the neighbour's region while its segment's tokens say otherwise
-    stray = [{"words": [dict(word, start=3.6, end=4.2)]}, clean[1]]
-    assert not packing.separable(window, [(0.0, 3.0), (4.5, 6.5)], stray)
-    # one chunk got no text (two sentences decoded as one, or one skipped)
-    assert not packing.separable(window, [(0.0, 3.0)], clean[:1])
-    assert packing.separable(packing.pack([("alone", 3.0)], gap_s=1.5)[0], [], [])
+    a, b, c = ([dict(word, start=0.2, end=2.9)], [dict(word, start=4.6, end=6.0)], [dict(word, start=8.1, end=9.0)])
+    clean = [{"words": a}, {"words": b}, {"words": c}]
+    assert packing.clean(window, [(0.0, 3.0), (4.5, 6.5), (8.0, 10.0)], clean) == [True, True, True]
+    # Whisper's boundary anywhere in the gap, or at the next speech's onset: still a's own
+    assert packing.clean(window, [(0.0, 4.5 + packing.SPAN_SLACK_S - 0.05), (4.5, 8.0), (8.0, 10.0)], clean) \
+        == [True, True, True]
+    # timestamp tokens well into the neighbour's audio: a and b decoded again, c kept
+    assert packing.clean(window, [(0.0, 5.5), (5.5, 6.5), (8.0, 10.0)], clean) == [False, False, True]
+    # a word aligned into the neighbour's region (two sentences decoded as one segment)
+    merged = [{"words": a + b}, {"words": c}]
+    assert packing.clean(window, [(0.0, 3.0), (8.0, 10.0)], merged) == [False, False, True]
+    # one chunk got no text
+    assert packing.clean(window, [(0.0, 3.0), (8.0, 10.0)], [clean[0], clean[2]]) == [True, False, True]
+    # no aligned words: the whole timestamp span counts
+    assert packing.clean(window, [(0.0, 4.6), (4.6, 6.5), (8.0, 10.0)], [{}, {}, {}]) == [False, False, True]
+    assert packing.clean(packing.pack([("alone", 3.0)], gap_s=1.5)[0], [], []) == [True]
+
+
+def test_identical_clips_never_share_a_window_and_each_keeps_its_text(packed):
+    reported = []
+    packed.observer = reported.append
+    names = ["cmu_arctic_us_axb_a0005.wav", "cmu_arctic_us_axb_a0004.wav"] * 2
+    results = packed.infer_batch([packed.prepare({"audio": fixture_audio(name)}) for name in names])
+    # unpacked-by-copy, all four would fit one window; apart, each copy shares with the other sentence
+    assert max(reported[0]["stt_requests_per_window"]) == 2
+    for name, other, result in zip(names, names[1:] + names[:1], results):
+        got, own = set(words(result.text)), set(words(FIXTURE_TRANSCRIPTS[name]))
+        assert got & own and not got & (set(words(FIXTURE_TRANSCRIPTS[other])) - own), (name, result.text)
