@@ -169,18 +169,24 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--wer-copies", type=int, default=4, help="each fixture sent this many times at once")
     parser.add_argument("--shared-cores", action="store_true")
+    # how long a worker's batch waits to fill (both models): the API takes in a burst of 32 requests on
+    # one core at ~10 ms each, so 20 ms closes a batch with a few of them
+    parser.add_argument("--max-wait-ms", type=float, default=20.0)
     args = parser.parse_args()
     cores = Cores.choose(args.shared_cores)
     clips = distinct_clips()
     seconds = [len(audio.decode(data, 16_000)) / 16_000 for _, data in clips]
     long_wav = audio.encode_wav(ten_minutes(), 16_000)
-    print(f"speechfleet Whisper window packing benchmark: {args.clients} concurrent clients, {args.requests} requests "
+    print(f"speechfleet Whisper window packing benchmark (max_wait_ms {args.max_wait_ms:g}): "
+          f"{args.clients} concurrent clients, {args.requests} requests "
           f"per run over {len(clips)} distinct clips ({len(SENTENCES)} sentences x {len(SPEEDS)} speeds, Piper joe) "
           f"of {min(seconds):.1f}-{max(seconds):.1f} s, {os.cpu_count()} CPU cores\n{cores.describe()}\n")
     configs = [model_config("packed", TINY_EN, 32, cores.model_threads),
                model_config("unpacked", TINY_EN, 32, cores.model_threads)]
+    for config in configs:
+        config["max_wait_ms"] = args.max_wait_ms
     configs[1]["options"]["pack_windows"] = False
-    results, per_window, again = {}, {}, {}
+    results, per_window, again, batch_sizes = {}, {}, {}, {}
     loaded: dict[str, list[tuple[str, str]]] = {}
     fixtures: dict[str, list[tuple[str, str]]] = {}
     with fleet(configs, cores) as (base_url, meter):
@@ -196,11 +202,15 @@ def main() -> None:
                 return response
 
             before = histogram(base_url, "stt_requests_per_window", model) or (0.0, 0.0)
+            batch_before = histogram(base_url, "batch_size", model) or (0.0, 0.0)
             again_before = histogram(base_url, "stt_chunks_decoded_again", model)
             results[model] = asyncio.run(drive(base_url, f"fleet  tiny.en {model}", send, args.requests,
                                                args.clients, meter, warmup=args.clients))
             after = histogram(base_url, "stt_requests_per_window", model) or (0.0, 0.0)
             per_window[model] = (after[1] - before[1]) / max(after[0] - before[0], 1)
+            batch_after = histogram(base_url, "batch_size", model) or (0.0, 0.0)
+            # one observation per batched model call (warm-up included)
+            batch_sizes[model] = (batch_after[1] - batch_before[1]) / max(batch_after[0] - batch_before[0], 1)
             again_after = histogram(base_url, "stt_chunks_decoded_again", model)
             again[model] = None if again_after is None else (again_after[0] - (again_before or (0, 0))[0],
                                                              again_after[1] - (again_before or (0, 0))[1])
@@ -228,7 +238,7 @@ def main() -> None:
     for model, result in results.items():
         print(result.line())
         print(f"      {audio_seconds / result.seconds:6.1f} s of audio per second; requests per window "
-              f"{per_window[model]:.2f}")
+              f"{per_window[model]:.2f}; mean batch size {batch_sizes[model]:.1f}")
     local_rps = args.requests / local["one_by_one"]
     print(f"  {'in-process WhisperModel.transcribe':<34} {local_rps:8.2f} req/s   (one request after another)")
     print(f"  {'in-process packed, batches of ' + str(args.clients):<34} {args.requests / local['packed']:8.2f} req/s")
