@@ -76,7 +76,8 @@ class JobPlan:
     def build(cls, name: str, capability: str, chain: Sequence[tuple[str, str]], parts: int = 0,
               streamed: bool = False) -> JobPlan:
         """The plan of a chain of ``(model, capability)`` steps. With ``parts``, the first
-        step runs once per part of the input, then a join step assembles them. Each later
+        step runs once per part of the input, then a join step assembles them (a single part of
+        an unstreamed one-model chain is one step that joins its own output). Each later
         step reads the outputs of every earlier step (the part steps through their join),
         each as the request field its capability fills; a later output of the same field wins."""
         if not chain:
@@ -84,7 +85,11 @@ class JobPlan:
         (head_model, head_capability), *rest = chain
         steps: list[PlanStep] = []
         produced: dict[str, int] = {}
-        if parts:
+        if parts == 1 and not streamed and not rest:
+            # one part and nothing after it: the part's step joins its own output (one task, not a
+            # chord of one plus a join task: half the broker trips of a one-sentence TTS request)
+            steps.append(PlanStep(f"{head_model}[0]", head_model, head_capability, part=0))
+        elif parts:
             steps += [PlanStep(f"{head_model}[{index}]", head_model, head_capability, part=index)
                       for index in range(parts)]
             steps.append(PlanStep("join", head_model, head_capability, joins=tuple(range(parts))))
@@ -110,6 +115,10 @@ class JobPlan:
 
     def is_last(self, index: int) -> bool:
         return index == self.last
+
+    def joins_in_place(self, index: int) -> bool:
+        """A part step that no join step assembles (a job of one part): it joins its own output."""
+        return self.steps[index].part is not None and not any(step.is_join for step in self.steps)
 
     def models(self) -> list[str]:
         """Every model the job needs, in the order they first run."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 @lru_cache
 def metrics() -> WorkerMetrics:
-    return WorkerMetrics(redis.Redis.from_url(worker_settings().redis_url))
+    # deferred: a step's task thread does not wait on the metrics round trip
+    return WorkerMetrics(redis.Redis.from_url(worker_settings().redis_url), deferred=True)
 
 
 @lru_cache
@@ -78,7 +79,7 @@ class StepRun:
 def run_step(self: Task, job_id: str, index: int):
     store = job_store()
     try:
-        plan = store.plan(job_id)
+        plan, callback = store.plan_and_callback(job_id)
     except PlanFormatError as exc:
         _fail(store, job_id, index, _step_info(self, PlanStep("?", "?", "?"), ""), _outdated(str(exc)))
         raise JobFailed(str(exc)) from None
@@ -93,23 +94,29 @@ def run_step(self: Task, job_id: str, index: int):
     last = plan.is_last(index)
     if not last and store.has_step_output(job_id, index):
         return index  # done by an earlier delivery of this step (a resent job)
-    info = _begin(self, store, job_id, index, step, served.config.queue)
-    if info is None:
+    begun = _begin(self, store, job_id, index, step, served.config.queue)
+    if begun is None:
         return None
+    info, raw_input = begun
     with _step_span(job_id, index, step, plan, info) as span:
-        return _run_begun(store, job_id, index, step, plan, info, span)
+        return _run_begun(store, job_id, index, step, plan, info, span, raw_input, callback)
 
 
 def _run_begun(store: JobStore, job_id: str, index: int, step: PlanStep, plan: JobPlan, info: dict,
-               span: Span | None) -> Any:
-    """A step marked running: its model call (or join), then its output kept or the job ended."""
+               span: Span | None, raw_input: bytes | None, callback: bool) -> Any:
+    """A step marked running: its model call (or join), then its output kept or the job ended.
+    ``raw_input``: the job's stored input, read with the start; ``callback``: whether the job
+    asked for one (read with the plan)."""
     last = plan.is_last(index)
     declared = capability(step.capability)
     try:
-        job_input = store.input(job_id)
+        job_input = JobInput.decode(raw_input) if raw_input is not None else None
         if job_input is None:
             raise StepError(JobError("the job's input has expired", reason="input_expired", status=500))
         run = _join(store, job_id, step) if step.is_join else _infer(store, job_id, job_input, step)
+        if plan.joins_in_place(index) and declared.join is not None:
+            # a job of one part has no join step: its audio is the joined one all the same (faded edges)
+            run = replace(run, output=declared.join([run.output]))
         encoded = declared.encode(run.output, job_input) if last else declared.pack(run.output)
     except BatcherClosed:
         # the worker is shutting down: the step goes back to the queue for another worker
@@ -141,7 +148,7 @@ def _run_begun(store: JobStore, job_id: str, index: int, step: PlanStep, plan: J
         if timings:
             metrics().job(step.model, None, *timings)
         return index
-    _end(store, job_id, index, info, encoded, plan)
+    _end(store, job_id, index, info, encoded, plan, callback)
     _release(store, job_id, plan)
     metrics().job(step.model, "succeeded", *timings)
     return encoded.result
@@ -229,13 +236,14 @@ def _join(store: JobStore, job_id: str, step: PlanStep) -> StepRun:
                                  reason="join_error", status=500)) from None
 
 
-def _end(store: JobStore, job_id: str, index: int, info: dict, encoded: Encoded, plan: JobPlan) -> None:
+def _end(store: JobStore, job_id: str, index: int, info: dict, encoded: Encoded, plan: JobPlan,
+         callback: bool | None = None) -> None:
     if encoded.data is not None:
         # before the record says succeeded: readers find it. A streamed job's caller has had
         # its audio sentence by sentence: the whole file is kept only a while
         keep_s = worker_settings().stream_keep_s if plan.streamed else None
         store.put_result_data(job_id, encoded.data, keep_s)
-    _notify(store, job_id, store.succeed(job_id, index, info, encoded.result))
+    _notify(store, job_id, store.succeed(job_id, index, info, encoded.result), callback)
 
 
 def _release(store: JobStore, job_id: str, plan: JobPlan) -> None:
@@ -248,11 +256,13 @@ def _step_info(task: Task, step: PlanStep, queue: str) -> dict:
             "worker": task.request.hostname or socket.gethostname(), "started_at": time.time()}
 
 
-def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep, queue: str) -> dict | None:
-    """Mark the job's step running; None when the step must not run (the job was cancelled,
-    ended by an earlier delivery, or its deadline passed: then it is failed here)."""
+def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep,
+           queue: str) -> tuple[dict, bytes | None] | None:
+    """Mark the job's step running: its info and the job's stored input (read in the same round
+    trip); None when the step must not run (the job was cancelled, ended by an earlier delivery,
+    or its deadline passed: then it is failed here)."""
     info = _step_info(task, step, queue)
-    status, created_at = store.start(job_id, index, info)
+    status, created_at, raw_input = store.start_reading_input(job_id, index, info)
     if status == "expired":
         _fail(store, job_id, index, info, JobError("the job's deadline passed before a worker could start it",
                                                    reason="deadline_exceeded", status=504))
@@ -261,7 +271,7 @@ def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep,
         logger.info("job {} is {}; skipping step {}", job_id, status, step.name)
         return None
     info["queue_wait_ms"] = round((info["started_at"] - created_at) * 1000, 2)
-    return info
+    return info, raw_input
 
 
 def _fail(store: JobStore, job_id: str, index: int, info: dict, error: JobError) -> None:
@@ -270,9 +280,10 @@ def _fail(store: JobStore, job_id: str, index: int, info: dict, error: JobError)
     metrics().job(info["model"], f"failed:{error.reason or 'error'}")
 
 
-def _notify(store: JobStore, job_id: str, status: str) -> None:
-    """A job that ended and asked for a callback gets a delivery task (deduplicated there)."""
-    if status in TERMINAL and store.has_callback(job_id):
+def _notify(store: JobStore, job_id: str, status: str, callback: bool | None = None) -> None:
+    """A job that ended and asked for a callback gets a delivery task (deduplicated there).
+    ``callback``: already known from the record (else looked up)."""
+    if status in TERMINAL and (store.has_callback(job_id) if callback is None else callback):
         enqueue_delivery(job_id)
 
 

@@ -34,7 +34,8 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
     configs = [parallelism.with_threads(config, parallelism.plan(config, cores, device or config.device_config.device))
                for config in configs]
     _pin_threads(settings, configs)
-    fleet_metrics = WorkerMetrics(redis.Redis.from_url(settings.redis_url))
+    # deferred: a batching thread hands its batch's size over and collects the next batch at once
+    fleet_metrics = WorkerMetrics(redis.Redis.from_url(settings.redis_url), deferred=True)
     for config in configs:
         started = time.perf_counter()
         model = load_model(config, device=device)
@@ -74,11 +75,11 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
         optimization="fair",
     )
     batchers = [served.batcher for served in runtime.SERVED.values()]
-    _run_with_claims(app, worker, worker_id, settings, heartbeat, batchers)
+    _run_with_claims(app, worker, worker_id, settings, heartbeat, batchers, fleet_metrics)
 
 
 def _run_with_claims(app, worker, worker_id: str, settings: WorkerSettings, heartbeat: Heartbeat | None,
-                     batchers: list[MicroBatcher]) -> None:
+                     batchers: list[MicroBatcher], fleet_metrics: WorkerMetrics | None = None) -> None:
     """Run a Celery worker whose messages are claimed (``workers.claims``): present from before
     it consumes until it exits, recovering dead peers' messages, and stopping gracefully."""
     app.conf.broker_transport = claims.TRANSPORT  # kombu's Redis transport, claiming what it takes
@@ -131,6 +132,11 @@ def _run_with_claims(app, worker, worker_id: str, settings: WorkerSettings, hear
     finally:
         for batcher in batchers:
             batcher.close()
+        if fleet_metrics is not None:  # what the batchers and steps recorded is written before the process goes
+            from workers.tasks import metrics
+
+            fleet_metrics.flush()
+            metrics().flush()
         presence.leave()
     raise SystemExit(worker.exitcode or 0)
 

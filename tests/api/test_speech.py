@@ -77,6 +77,18 @@ def test_an_openai_call_with_a_filter_stays_an_openai_call(sdk, client):
     assert job["steps"][-1]["queue"] == "model.rnnoise" and job["status"] == "succeeded"
 
 
+def test_one_sentence_is_one_step_that_fades_its_edges_as_a_join_would(client):
+    """A single unstreamed sentence runs as one task (no chord, no join task), and its audio is
+    what the join of one part makes: DC removed, faded to exact zeros at both ends."""
+    response = client.post("/v1/audio/speech", json={"model": "piper", "input": SENTENCE, "response_format": "wav"})
+    assert response.status_code == 200
+    job = client.get(f"/v1/jobs/{response.headers['x-job-id']}").json()
+    assert [step["name"] for step in job["steps"]] == ["piper[0]"] and job["status"] == "succeeded"
+    samples, rate = soundfile.read(io.BytesIO(response.content), dtype="float32")
+    assert rate == RATE and 1.5 < samples.size / rate < 5.0
+    assert samples[0] == 0.0 and samples[-1] == 0.0 and np.sqrt(np.mean(samples ** 2)) > 0.02
+
+
 def test_round_trip_through_the_transcription_model_recovers_the_words(sdk):
     speech = sdk.audio.speech.create(model="piper", voice="joe", input=SENTENCE, response_format="wav").content
     text = sdk.audio.transcriptions.create(model="whisper", file=("speech.wav", speech), response_format="text")

@@ -66,6 +66,21 @@ def test_an_output_that_cannot_feed_a_step_is_not_planned():
         JobPlan.build("nothing", VAD, [])
 
 
+def test_a_single_unstreamed_part_is_one_step_that_joins_itself():
+    plan = JobPlan.build("piper", SPEECH_SYNTHESIS, [("piper", SPEECH_SYNTHESIS)], parts=1)
+    assert plan.steps == (PlanStep("piper[0]", "piper", SPEECH_SYNTHESIS, part=0),)
+    assert plan.is_last(0) and plan.part_steps == [0] and plan.joins_in_place(0)
+    assert JobPlan.from_json(plan.to_json()) == plan
+    # a stream reads its parts and a filter reads the join: both keep the join step
+    streamed = JobPlan.build("piper", SPEECH_SYNTHESIS, [("piper", SPEECH_SYNTHESIS)], parts=1, streamed=True)
+    filtered = JobPlan.build("piper", SPEECH_SYNTHESIS, [("piper", SPEECH_SYNTHESIS), ("rnnoise", AUDIO_CONVERSION)],
+                             parts=1)
+    assert [step.name for step in streamed.steps] == ["piper[0]", "join"] and not streamed.joins_in_place(0)
+    assert [step.name for step in filtered.steps] == ["piper[0]", "join", "rnnoise"] and not filtered.joins_in_place(0)
+    several = JobPlan.build("piper", SPEECH_SYNTHESIS, [("piper", SPEECH_SYNTHESIS)], parts=2)
+    assert not any(several.joins_in_place(index) for index in range(len(several.steps)))
+
+
 def test_a_part_step_sees_the_shared_fields_and_its_own():
     plan = JobPlan.build("piper", SPEECH_SYNTHESIS, [("piper", SPEECH_SYNTHESIS)], parts=2)
     job_input = JobInput({"voice": "joe", "speed": 1.0}, parts=[{"text": "One."}, {"text": "Two."}],

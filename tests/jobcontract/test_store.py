@@ -78,6 +78,24 @@ def test_the_plan_and_input_read_back_as_stored(store):
     assert jobs.input("j5") == JobInput({"audio": b"\x00\x01", "threshold": 0.5})
 
 
+def test_a_start_reads_the_input_and_the_plan_read_knows_the_callback(store):
+    """What a step reads in one round trip each: the plan with the callback flag, the start
+    with the stored input."""
+    jobs, client = store
+    _create(client, "j9")
+    assert jobs.plan_and_callback("j9") == (JobPlan.build("m", "vad", [("m", "vad")]), False)
+    client.hset(job_key("j9"), "callback_url", "https://example.com/hook")
+    assert jobs.plan_and_callback("j9")[1] is True and jobs.plan_and_callback("never-created") == (None, False)
+    stored = JobInput({"audio": b"\x00\x01"}).encode()
+    client.set("speechfleet:job-input:j9", stored)
+    status, created_at, raw = jobs.start_reading_input("j9", 0, {"name": "m"})
+    assert status == "running" and abs(created_at - time.time()) < 60 and raw == stored
+    assert jobs.get("j9").status == "running" and jobs.get("j9").steps == [{"name": "m"}]
+    client.hset(job_key("j9"), "status", "cancelled")
+    assert jobs.start_reading_input("j9", 0, {})[:2] == ("cancelled", None)
+    assert jobs.start_reading_input("never-created", 0, {}) == ("missing", None, None)
+
+
 def test_a_step_output_is_kept_for_later_steps_and_wakes_listeners(store):
     jobs, client = store
     _create(client, "j6")
