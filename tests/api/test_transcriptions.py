@@ -119,12 +119,17 @@ def test_concurrent_transcriptions_share_batches(client):
     assert all(job["status"] == "succeeded" for job in jobs)
     assert max(job["steps"][0]["batch_size"] for job in jobs) > 1  # decoded together, not one by one
     texts = [client.get(f"/v1/jobs/{job_id}/result").json()["text"] for job_id in ids]
-    assert all(text.strip() for text in texts)  # no request loses its words to a neighbour
-    # packed windows (on by default) let a clip's text depend a little on what shared its window
-    # (README, "Whisper window packing"), so the two copies of each clip agree closely, not exactly
+    # each copy against its reference: tiny.en alone, unpacked, gets WER 0.09-0.375 on these four
+    # (tests/api: measured with pack_windows off); 0.45 is that plus a margin for what shared a window
     import jiwer
 
-    assert all(jiwer.wer(a.lower(), b.lower()) <= 0.5 for a, b in zip(texts[:4], texts[4:])), texts
+    from tests.fleet import FIXTURE_TRANSCRIPTS
+
+    for name, text in zip(clips, texts):
+        own = words_of(FIXTURE_TRANSCRIPTS[name]).split()
+        assert jiwer.wer(" ".join(own), words_of(text)) <= 0.45, (name, text)
+        foreign = {w for other in clips for w in words_of(FIXTURE_TRANSCRIPTS[other]).split()} - set(own)
+        assert not [w for w in words_of(text).split() if w in foreign and len(w) > 2], (name, text)
 
 
 def test_bad_input_is_400_in_the_envelope(client):
