@@ -172,15 +172,12 @@ def main() -> None:
     # how long a worker's batch waits to fill (both models): the API takes in a burst of 32 requests on
     # one core at ~10 ms each, so 20 ms closes a batch with a few of them
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
-    # ... and how long it may keep filling while requests keep arriving (config.yml ships 250)
-    parser.add_argument("--max-fill-ms", type=float, default=250.0)
     args = parser.parse_args()
     cores = Cores.choose(args.shared_cores)
     clips = distinct_clips()
     seconds = [len(audio.decode(data, 16_000)) / 16_000 for _, data in clips]
     long_wav = audio.encode_wav(ten_minutes(), 16_000)
-    print(f"speechfleet Whisper window packing benchmark (max_wait_ms {args.max_wait_ms:g}, "
-          f"max_fill_ms {args.max_fill_ms:g}): "
+    print(f"speechfleet Whisper window packing benchmark (max_wait_ms {args.max_wait_ms:g}): "
           f"{args.clients} concurrent clients, {args.requests} requests "
           f"per run over {len(clips)} distinct clips ({len(SENTENCES)} sentences x {len(SPEEDS)} speeds, Piper joe) "
           f"of {min(seconds):.1f}-{max(seconds):.1f} s, {os.cpu_count()} CPU cores\n{cores.describe()}\n")
@@ -188,7 +185,6 @@ def main() -> None:
                model_config("unpacked", TINY_EN, 32, cores.model_threads)]
     for config in configs:
         config["max_wait_ms"] = args.max_wait_ms
-        config["max_fill_ms"] = args.max_fill_ms
     configs[1]["options"]["pack_windows"] = False
     results, per_window, again, batch_sizes = {}, {}, {}, {}
     loaded: dict[str, list[tuple[str, str]]] = {}

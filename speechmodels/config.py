@@ -37,11 +37,7 @@ class ModelConfig(BaseModel):
     revision: str | None = None
     seed: int | None = None
     # fleet fields
-    max_wait_ms: float = Field(default=10.0, ge=0, le=10_000, description="how long a batch waits to fill after "
-                               "its first request (and, up to max_fill_ms, after each later one)")
-    max_fill_ms: float | None = Field(default=None, ge=0, le=10_000, description="the longest a batch keeps filling "
-                                      "while requests keep arriving within max_wait_ms of each other (default: "
-                                      "max_wait_ms, a fixed wait)")
+    max_wait_ms: float = Field(default=10.0, ge=0, le=10_000, description="longest a batch waits to fill")
     options: dict = Field(default_factory=dict, description="family-specific settings")
     scale_from_zero: bool = Field(default=False, description="accept and queue this model's jobs while no worker "
                                   "serves it (an autoscaler starts one on the queue's depth)")

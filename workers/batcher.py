@@ -3,12 +3,8 @@ Serve's ``@serve.batch``).
 
 Celery runs each inference task on its own pool thread; the task hands its prepared input
 to the model's batcher and blocks on a future. One batcher thread per model collects up to
-``max_batch_size`` inputs, waiting ``max_wait_ms`` after the first one arrives, makes ONE
-batched model call and resolves every future with its own output or error. With
-``max_fill_ms`` above ``max_wait_ms``, a batch whose inputs keep arriving (each within
-``max_wait_ms`` of the one before) keeps filling up to ``max_fill_ms`` after its first: a burst
-of requests that reaches the worker a few ms apart shares one batch, while a lone input still
-waits only ``max_wait_ms``. Each
+``max_batch_size`` inputs, waiting at most ``max_wait_ms`` after the first one arrives,
+makes ONE batched model call and resolves every future with its own output or error. Each
 inference stays a plain Celery task, so acks, retries, revokes, chains and chords work.
 
 Several instances of a model (Triton's ``instance_group { count }``) are several batching
@@ -53,11 +49,8 @@ InferBatch = Callable[[Sequence[Any]], list[Any]]
 
 class MicroBatcher:
     def __init__(self, infer_batch: InferBatch | Sequence[InferBatch], *, max_batch_size: int,
-                 max_wait_ms: float, max_fill_ms: float | None = None, name: str = "batcher",
-                 on_batch: Callable[[BatchStats], None] | None = None):
-        """``infer_batch``: one model's batched call, or one per instance of the model.
-        ``max_fill_ms``: the longest a batch keeps filling while inputs keep coming (at least,
-        and by default, ``max_wait_ms``)."""
+                 max_wait_ms: float, name: str = "batcher", on_batch: Callable[[BatchStats], None] | None = None):
+        """``infer_batch``: one model's batched call, or one per instance of the model."""
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         instances = [infer_batch] if callable(infer_batch) else list(infer_batch)
@@ -65,7 +58,6 @@ class MicroBatcher:
             raise ValueError("a batcher needs at least one model instance")
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000
-        self.max_fill_s = max(self.max_wait_s, (max_fill_ms if max_fill_ms is not None else max_wait_ms) / 1000)
         self.name = name
         self._on_batch = on_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
@@ -116,7 +108,6 @@ class MicroBatcher:
             return None
         batch = [first]
         deadline = time.perf_counter() + self.max_wait_s
-        filled_by = first.submitted + self.max_fill_s  # from its first request's arrival: a backlog goes at once
         while len(batch) < self.max_batch_size:
             try:
                 # whatever is already waiting joins at once; then wait for more until the deadline
@@ -133,8 +124,6 @@ class MicroBatcher:
                 self._queue.put(None)  # keep the shutdown signal for the outer loop
                 break
             batch.append(pending)
-            # one more came: wait for the next as long as for the first, within the fill bound
-            deadline = max(deadline, min(filled_by, time.perf_counter() + self.max_wait_s))
         return batch
 
     def _run(self, infer_batch: InferBatch) -> None:

@@ -46,7 +46,7 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
         # each with a batching thread per instance
         batcher = batcher_for(model, lambda lane, config=config, instances=instances: MicroBatcher(
             [instance.infer_batch for instance in instances], max_batch_size=config.max_batch_size,
-            max_wait_ms=config.max_wait_ms, max_fill_ms=config.max_fill_ms,
+            max_wait_ms=config.max_wait_ms,
             name=f"{config.name}{lane}",
             on_batch=lambda stats, name=config.name: fleet_metrics.batch(name, stats.batch_size)))
         runtime.SERVED[config.name] = runtime.ServedModel(config, model, batcher)

@@ -151,35 +151,3 @@ def test_every_instance_thread_ends_on_close_and_on_hand_back():
 def test_a_batcher_needs_an_instance():
     with pytest.raises(ValueError, match="at least one"):
         MicroBatcher([], max_batch_size=1, max_wait_ms=1)
-
-
-def _arrivals(batcher: MicroBatcher, count: int, spacing_s: float) -> list:
-    futures = []
-    for item in range(count):
-        futures.append(batcher.submit(item))
-        time.sleep(spacing_s)
-    return [future.result(timeout=10)[0] for future in futures]
-
-
-def test_a_batch_keeps_filling_while_requests_keep_coming_up_to_max_fill():
-    # requests 120 ms apart, each within max_wait (300 ms) of the one before: one batch with a
-    # fill bound, while a fixed wait closes the batch 300 ms after the first
-    filling, fixed = Recorder(), Recorder()
-    for recorder, fill_ms in ((filling, 5000), (fixed, None)):
-        batcher = MicroBatcher(recorder, max_batch_size=16, max_wait_ms=300, max_fill_ms=fill_ms, name="t")
-        try:
-            assert _arrivals(batcher, 6, 0.12) == [item * 10 for item in range(6)]
-        finally:
-            batcher.close()
-    assert [len(batch) for batch in filling.batches] == [6]
-    assert len(fixed.batches) >= 2
-
-
-def test_the_fill_bound_closes_a_batch_that_keeps_filling():
-    recorder = Recorder()
-    batcher = MicroBatcher(recorder, max_batch_size=64, max_wait_ms=200, max_fill_ms=400, name="t")
-    try:
-        _arrivals(batcher, 12, 0.1)  # 1.2 s of requests 100 ms apart
-    finally:
-        batcher.close()
-    assert len(recorder.batches) >= 2 and sum(map(len, recorder.batches)) == 12
