@@ -315,6 +315,7 @@ class FasterWhisper(SpeechModel):
                 own = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded_rows[row : row + 1]))
                 self.whisper.add_word_timestamps([decoded], tokenizer, own, [size], PREPEND_PUNCTUATIONS,
                                                  APPEND_PUNCTUATIONS, 0.0)
+            spans, decoded = packing.divide(window, spans, decoded)  # a segment run across a gap, cut by words
             clean = packing.clean(window, spans, decoded)
             unclean.append([place for place, ok in zip(window.placed, clean) if not ok])
             if len(window.placed) > 1:

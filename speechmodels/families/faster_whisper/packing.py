@@ -14,6 +14,10 @@ A chunk's text is given out only when it is unambiguous whose it is (``clean``):
   repeated sentence, a last word timed past the gap midpoint) spoils every region it touches;
 - a chunk is clean when no unclean segment touches its region and it got some text.
 
+A segment that runs across a gap (Whisper put no boundary in it) is first cut by its aligned
+words (``divide``), when every word sits clearly on one side of every gap midpoint and the
+words' sides run in order; the pieces then face the same check as any segment.
+
 Clean chunks keep their segments (times shifted onto their own audio); the others are decoded
 again, first packed with neighbours they have not shared a window with, then, if that fails
 too, one window each, which is how they would have been decoded unpacked. So a word reaches a
@@ -33,6 +37,10 @@ WINDOW_SECONDS = 30.0
 # next speech (measured on tightly cut Piper sentences: 0.06-0.21 s into the next chunk) or on
 # a whole second; requiring the tokens inside the gap midpoints spoiled 6 windows of 7
 SPAN_SLACK_S = 0.3
+# how far from a gap's midpoint a word's midpoint must be for ``divide`` to cut a segment there:
+# the neighbours' audio lies half a gap (0.75 s by default) from the midpoint, so this leaves
+# half a second of error in the word's alignment
+CUT_MARGIN_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,49 @@ def _regions(window: Window, span: tuple[float, float], segment: dict) -> set[in
     if not words:
         reached.add(window.owner((start + end) / 2))
     return reached
+
+
+def divide(window: Window, spans: Sequence[tuple[float, float]],
+           segments: Sequence[dict]) -> tuple[list[tuple[float, float]], list[dict]]:
+    """The window's segments, with each one that reaches several regions cut into one piece per
+    region by its aligned words (measured: tiny.en often runs one segment across a gap, which
+    made both chunks decode again). A segment is cut only when each of its words has its midpoint
+    at least ``CUT_MARGIN_S`` from every gap midpoint and the words' regions rise in order;
+    otherwise it stays whole (and spoils what it touches). A piece's span is its words' extent,
+    its ``tokens`` empty (they are not split); ``clean`` then judges the pieces as segments."""
+    out_spans: list[tuple[float, float]] = []
+    out_segments: list[dict] = []
+    for span, segment in zip(spans, segments):
+        pieces = _by_words(window, segment) if len(_regions(window, span, segment)) > 1 else None
+        if pieces is None:
+            out_spans.append(span)
+            out_segments.append(segment)
+            continue
+        for piece in pieces:
+            out_spans.append((piece["start"], piece["end"]))
+            out_segments.append(piece)
+    return out_spans, out_segments
+
+
+def _by_words(window: Window, segment: dict) -> list[dict] | None:
+    """A segment's words grouped into consecutive runs by region, as segments; None when a word
+    is too near a gap midpoint, the regions go back, or the words are all in one region."""
+    runs: list[tuple[int, list[dict]]] = []
+    for word in segment.get("words") or []:
+        middle = (word["start"] + word["end"]) / 2
+        if any(abs(middle - cut) < CUT_MARGIN_S for cut in window.cuts):
+            return None
+        region = window.owner(middle)
+        if runs and region < runs[-1][0]:
+            return None
+        if runs and region == runs[-1][0]:
+            runs[-1][1].append(word)
+        else:
+            runs.append((region, [word]))
+    if len(runs) < 2:
+        return None
+    return [dict(segment, text="".join(word["word"] for word in run), tokens=[], start=run[0]["start"],
+                 end=run[-1]["end"], words=run) for _, run in runs]
 
 
 def clean(window: Window, spans: Sequence[tuple[float, float]], segments: Sequence[dict]) -> list[bool]:

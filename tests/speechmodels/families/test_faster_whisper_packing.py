@@ -73,6 +73,52 @@ def test_split_follows_clean_when_whisper_starts_a_segment_before_the_gap_midpoi
     assert packing.split(window, [(0.0, 6.0)], [both]) == [[], []]
 
 
+def _two_chunks() -> packing.Window:
+    window = packing.Window(1.5)
+    window.add("a", 3.0)  # 0-3
+    window.add("b", 2.0)  # 4.5-6.5, cut at 3.75
+    return window
+
+
+def test_divide_cuts_a_segment_run_across_a_gap_by_its_words():
+    window = _two_chunks()
+    one = [{"word": " God", "start": 0.2, "end": 0.6}, {"word": " bless.", "start": 0.6, "end": 2.8}]
+    two = [{"word": " Will", "start": 4.6, "end": 5.0}, {"word": " we?", "start": 5.0, "end": 6.3}]
+    across = {"text": " God bless. Will we?", "tokens": [1, 2, 3], "start": 0.0, "end": 6.5, "words": one + two}
+    assert packing.clean(window, [(0.0, 6.5)], [across]) == [False, False]  # whole, it spoils both
+    spans, pieces = packing.divide(window, [(0.0, 6.5)], [across])
+    assert [p["text"] for p in pieces] == [" God bless.", " Will we?"] and spans == [(0.2, 2.8), (4.6, 6.3)]
+    assert [p["words"] for p in pieces] == [one, two] and all(p["tokens"] == [] for p in pieces)
+    assert packing.clean(window, spans, pieces) == [True, True]
+    a, b = packing.split(window, spans, pieces)
+    assert [s["text"] for s in a] == [" God bless."] and [s["text"] for s in b] == [" Will we?"]
+    assert b[0]["words"][0]["start"] == pytest.approx(0.1)  # relative to b's audio
+
+
+@pytest.mark.parametrize("words", [
+    # a word timed at the gap's midpoint: whose it is is not clear
+    [{"word": " God", "start": 0.2, "end": 2.8}, {"word": " uh", "start": 3.6, "end": 3.9},
+     {"word": " Will", "start": 4.6, "end": 6.3}],
+    # the words' sides go back (b, then a again): the alignment is not to be trusted
+    [{"word": " God", "start": 0.2, "end": 2.8}, {"word": " Will", "start": 4.6, "end": 5.0},
+     {"word": " we", "start": 1.0, "end": 1.4}],
+])
+def test_divide_leaves_a_segment_whole_when_its_words_do_not_say_whose_they_are(words):
+    window = _two_chunks()
+    segment = {"text": "".join(w["word"] for w in words), "tokens": [1], "start": 0.0, "end": 6.5, "words": words}
+    spans, pieces = packing.divide(window, [(0.0, 6.5)], [segment])
+    assert pieces == [segment] and spans == [(0.0, 6.5)]
+    assert packing.clean(window, spans, pieces) == [False, False]
+
+
+def test_divide_leaves_a_segment_of_one_region_whose_tokens_reach_another():
+    window = _two_chunks()
+    segment = {"text": " God", "tokens": [1], "start": 0.0, "end": 6.5,
+               "words": [{"word": " God", "start": 0.2, "end": 2.8}]}  # words in a, tokens over b's audio
+    spans, pieces = packing.divide(window, [(0.0, 6.5)], [segment])
+    assert pieces == [segment] and packing.clean(window, spans, pieces) == [False, False]
+
+
 @pytest.fixture(scope="module")
 def packed():
     return load_model(ModelConfig(name="w", model=BUNDLED, model_type="FasterWhisper", options={"compute_type": "int8"}))
