@@ -94,7 +94,7 @@ def run_step(self: Task, job_id: str, index: int):
     last = plan.is_last(index)
     if not last and store.has_step_output(job_id, index):
         return index  # done by an earlier delivery of this step (a resent job)
-    begun = _begin(self, store, job_id, index, step, served.config.queue)
+    begun = _begin(self, store, job_id, index, step, served.config.queue, callback)
     if begun is None:
         return None
     info, raw_input = begun
@@ -257,7 +257,7 @@ def _step_info(task: Task, step: PlanStep, queue: str) -> dict:
 
 
 def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep,
-           queue: str) -> tuple[dict, bytes | None] | None:
+           queue: str, callback: bool) -> tuple[dict, bytes | None] | None:
     """Mark the job's step running: its info and the job's stored input (read in the same round
     trip); None when the step must not run (the job was cancelled, ended by an earlier delivery,
     or its deadline passed: then it is failed here)."""
@@ -269,6 +269,9 @@ def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep,
         return None
     if status != RUNNING:
         logger.info("job {} is {}; skipping step {}", job_id, status, step.name)
+        # an ended job's step delivered again: the delivery before may have been killed between
+        # ending the job and enqueueing its webhook (the delivery task drops a duplicate)
+        _notify(store, job_id, status, callback)
         return None
     info["queue_wait_ms"] = round((info["started_at"] - created_at) * 1000, 2)
     return info, raw_input

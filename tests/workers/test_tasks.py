@@ -107,3 +107,21 @@ def test_a_message_of_the_format_before_plans_fails_its_job_clearly(served):
     record = tasks.job_store().get("t-old")
     assert record.status == "failed" and record.error.reason == "job_format_unsupported"
     assert "submit it again" in record.error.message
+
+
+def test_a_step_delivered_again_after_its_job_ended_asks_for_the_webhook_again(served, monkeypatch):
+    """A worker killed between ending a job and enqueueing its webhook leaves the step's message
+    unacknowledged; its next delivery finds the job ended and must enqueue the webhook itself
+    (the delivery task drops duplicates), or the callback is never called."""
+    enqueued: list[str] = []
+    monkeypatch.setattr(tasks, "enqueue_delivery", enqueued.append)
+    create_job(served, "t-hook", single_step_plan("t-vad", VAD), JobInput({"audio": fixture_audio("jfk.flac")}),
+               callback_url="http://127.0.0.1:9/hook")
+    tasks.run_step("t-hook", 0)
+    assert tasks.job_store().get("t-hook").status == "succeeded" and enqueued == ["t-hook"]
+    assert tasks.run_step("t-hook", 0) is None  # delivered again: nothing runs twice
+    assert enqueued == ["t-hook", "t-hook"] and tasks.job_store().get("t-hook").attempts == 1
+    create_job(served, "t-no-hook", single_step_plan("t-vad", VAD), JobInput({"audio": fixture_audio("jfk.flac")}))
+    tasks.run_step("t-no-hook", 0)
+    tasks.run_step("t-no-hook", 0)
+    assert enqueued == ["t-hook", "t-hook"]  # no callback, no delivery
