@@ -102,8 +102,10 @@ class JobDispatcher:
             return sum(await pipe.execute())
 
     async def submit(self, plan: JobPlan, job_input: JobInput, preference: Preference, render: dict | None = None,
-                     callback_url: str | None = None) -> JobRecord:
+                     callback_url: str | None = None,
+                     done_steps: dict[int, tuple[bytes, dict]] | None = None) -> JobRecord:
         """Queue the job; returns its record once finished, or at once when async was asked.
+        ``done_steps``: steps already run elsewhere (packed output, progress), which no worker runs again.
 
         Raises 503 when no worker serves one of the plan's models (unless it scales from
         zero), 504 when a synchronous wait runs out.
@@ -115,7 +117,7 @@ class JobDispatcher:
                 raise unavailable(f"no worker is serving model '{model}' right now", reason="no_worker")
         job_id = uuid.uuid4().hex
         with tracing.started("job.submit", {tracing.JOB_ID: job_id, tracing.MODEL: plan.name}):
-            record = await self._accept(job_id, plan, job_input, preference, render, callback_url)
+            record = await self._accept(job_id, plan, job_input, preference, render, callback_url, done_steps)
             waiter = None if preference.respond_async else self._events.register(record.id)
             try:
                 await to_thread.run_sync(partial(send_job, self._celery, record.id, plan, preference.priority,
@@ -130,13 +132,14 @@ class JobDispatcher:
         return await self._wait(record.id, waiter, self.wait_budget(preference), record.deadline_at)
 
     async def _accept(self, job_id: str, plan: JobPlan, job_input: JobInput, preference: Preference,
-                      render: dict | None, callback_url: str | None) -> JobRecord:
+                      render: dict | None, callback_url: str | None,
+                      done_steps: dict[int, tuple[bytes, dict]] | None = None) -> JobRecord:
         created = time.time()
         deadline_at = created + preference.deadline_s if preference.deadline_s is not None else None
         record = JobRecord(id=job_id, status=QUEUED, created_at=created, plan=plan, render=render,
                            priority=preference.priority, deadline_at=deadline_at, callback_url=callback_url,
                            owner=preference.owner, trace=tracing.current_carrier())
-        await self._store.create(record, job_input)
+        await self._store.create(record, job_input, done_steps)
         return record
 
     def wait_budget(self, preference: Preference) -> float:

@@ -20,9 +20,10 @@ word.
 
 The first piece also runs first as a job of its own, and the file's job is queued only once
 that job is done: measured, the first piece alone in its batch still took 1.9 s instead of
-0.6 s while the worker read and prepared the file's other pieces beside it. The file's job
-transcribes the first piece again (one window of the file's ~25), so its result is still the
-whole transcript.
+0.6 s while the worker read and prepared the file's other pieces beside it. The file's job is
+recorded with that piece's output as its own first part, which no worker runs again: its
+result is the whole transcript and says exactly what the stream said (decoded again beside
+the file's other pieces, the first piece's text could differ: packed windows).
 
 The response starts once the first piece is transcribed, so a request that fails there
 (English-only model asked to translate, undecodable audio) still gets its 4xx envelope.
@@ -90,6 +91,16 @@ def cut_audio(data: bytes, piece_s: float, first_piece_s: float, max_seconds: fl
     return pieces
 
 
+async def _first_piece_done(dispatcher: JobDispatcher, alone: PartReader) -> dict[int, tuple[bytes, dict]] | None:
+    """The first piece's job's output and progress, as the file's job's first part (None if
+    its output is gone already: the file's job then transcribes the piece itself)."""
+    output = await dispatcher.store.step_output(alone.job_id, 0)
+    record = await dispatcher.store.get(alone.job_id)
+    if output is None or record is None or not record.steps or record.steps[0].get("status") != "succeeded":
+        return None
+    return {0: (output, {**record.steps[0], "from_job": alone.job_id})}
+
+
 async def stream_transcription(dispatcher: JobDispatcher, model_name: str, data: bytes, request_fields: dict,
                                preference: Preference, render: dict, callback_url: str | None) -> StreamingResponse:
     settings = dispatcher.settings
@@ -99,15 +110,20 @@ async def stream_transcription(dispatcher: JobDispatcher, model_name: str, data:
     queued = dataclasses.replace(preference, respond_async=True)
     wait_s = dispatcher.wait_budget(preference)
 
-    async def submit(parts: list[bytes], callback: str | None) -> PartReader:
+    async def submit(parts: list[bytes], callback: str | None,
+                     done_steps: dict[int, tuple[bytes, dict]] | None = None) -> PartReader:
         plan = JobPlan.build(model_name, TRANSCRIPTION, [(model_name, TRANSCRIPTION)], parts=len(parts), streamed=True)
         job_input = JobInput(request_fields, parts=[{"audio": piece} for piece in parts])
-        record = await dispatcher.submit(plan, job_input, queued, render, callback)
+        record = await dispatcher.submit(plan, job_input, queued, render, callback, done_steps)
         return PartReader(dispatcher, record.id, plan, wait_s, noun="piece")
 
-    # a job that fails on its first piece is still a 4xx here
-    first = await (await submit(pieces[:1], None)).part(0) if len(pieces) > 1 else None
-    reader = await submit(pieces, callback_url)
+    first, done = None, None
+    if len(pieces) > 1:
+        # a job that fails on its first piece is still a 4xx here
+        alone = await submit(pieces[:1], None)
+        first = await alone.part(0)
+        done = await _first_piece_done(dispatcher, alone)
+    reader = await submit(pieces, callback_url, done)
     if first is None:
         first = await reader.part(0)
     logger.info("job {}: first transcript piece after {:.3f}s ({} pieces)", reader.job_id,

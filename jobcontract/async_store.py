@@ -4,6 +4,7 @@ results keep beside the record."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import redis.asyncio as aioredis
@@ -16,11 +17,11 @@ from jobcontract.keys import (
     input_key,
     job_key,
     result_data_key,
+    step_field,
     step_output_key,
 )
 from jobcontract.payload import JobInput
 from jobcontract.record import JobRecord
-
 
 #: the slowest rate a healthy Redis takes a large write at, for the time budget of one
 #: (a 19 MB input must not fail on the 1 s timeout meant to notice a dead Redis fast)
@@ -40,18 +41,25 @@ class AsyncJobStore:
         self._ttl_s = ttl_s
         self._cancel = client.register_script(scripts.CANCEL)
 
-    async def create(self, record: JobRecord, job_input: JobInput) -> None:
+    async def create(self, record: JobRecord, job_input: JobInput,
+                     done_steps: dict[int, tuple[bytes, dict]] | None = None) -> None:
         """Write the job's input, then record the job and list it as pending in one transaction
-        (a record never exists without its input; an input whose record failed is removed)."""
+        (a record never exists without its input; an input whose record failed is removed).
+        ``done_steps``: steps whose packed output and progress are known already (a worker that
+        gets such a step finds its output and skips it)."""
         data = job_input.encode()
         budget = self._fast_timeout_s + len(data) / BULK_BYTES_PER_S
         try:
             await asyncio.wait_for(self._bulk.set(input_key(record.id), data, ex=self._ttl_s), budget)
+            for step, (output, _) in (done_steps or {}).items():
+                await self._binary.set(step_output_key(record.id, step), output, ex=self._ttl_s)
         except asyncio.TimeoutError:
             raise redis.exceptions.TimeoutError(f"writing a {len(data)}-byte input took over {budget:.1f}s") from None
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hset(job_key(record.id), mapping=record.initial_hash())
+                for step, (_, progress) in (done_steps or {}).items():
+                    pipe.hset(job_key(record.id), step_field(step), json.dumps(progress))
                 pipe.expire(job_key(record.id), self._ttl_s)
                 pipe.zadd(PENDING_KEY, {record.id: record.created_at})
                 await pipe.execute()

@@ -25,6 +25,8 @@ class JobStep(BaseModel):
     batch_wait_ms: float | None = None
     inference_ms: float | None = None
     worker: str | None = None
+    from_job: str | None = Field(default=None, description="the job whose run of this step this job reuses (a "
+                                 "streamed file's first piece, transcribed first as a job of its own)")
 
 
 class JobView(BaseModel):

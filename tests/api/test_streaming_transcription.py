@@ -100,6 +100,11 @@ def test_two_minute_file_streams_its_pieces_in_order(sdk, stt_fleet):
         steps = [step["name"] for step in job["steps"]]
         assert job["status"] == "succeeded", job
         assert steps[-1] == "join" and steps[:-1] == [f"whisper[{i}]" for i in range(len(steps) - 1)], steps
+        # the first piece ran once, as the job of its own whose text was the first delta; the file's
+        # job reuses that run, so its result says what the stream said
+        first = job["steps"][0]
+        assert first["from_job"] not in (None, job_id) and first["status"] == "succeeded", first
+        assert [step.get("from_job") for step in job["steps"][1:]] == [None] * (len(steps) - 1)
         # the job's own result is the whole transcript, pieces joined with their times shifted
         # (verbose_json: a streamed job's result keeps its segments for a caller that wants the times)
         verbose = http.get(f"/v1/jobs/{job_id}/result").json()
