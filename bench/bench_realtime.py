@@ -208,10 +208,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="audio each session feeds, at real-time pace")
     parser.add_argument("--silence-ms", type=int, default=500, help="server VAD silence_duration_ms")
     parser.add_argument("--no-file", action="store_true", help="skip the 10-minute file")
+    parser.add_argument("--whisper-instances", type=int, default=None,
+                        help="copies of Whisper in its worker (one thread each), so a turn need not wait behind "
+                             "the batch already running (default: the family's choice, one copy on every core)")
     args = parser.parse_args()
     cores = Cores.choose(shared=True)
-    print(f"bench_realtime: {cores.describe()}; other work on this machine may share the cores")
-    with fleet(MODELS, cores) as (base, meter):
+    models = [dict(model) for model in MODELS]
+    if args.whisper_instances:
+        models[1].update(instances=args.whisper_instances, threads=1)
+    print(f"bench_realtime: {cores.describe()}; other work on this machine may share the cores; Whisper "
+          f"{args.whisper_instances or 'default'} instance(s)")
+    with fleet(models, cores) as (base, meter):
         asyncio.run(sessions_run(base, 1, 6, args.silence_ms, meter))  # warm-up
         print(f"realtime sessions, server VAD (silence_duration_ms {args.silence_ms}), {args.seconds:g}s of speech "
               "and gaps each at real-time pace; latency = end of speech -> completed (includes the silence)")
