@@ -75,13 +75,16 @@ def run_worker(configs: list[ModelConfig], settings: WorkerSettings, device: str
         optimization="fair",
     )
     batchers = [served.batcher for served in runtime.SERVED.values()]
-    _run_with_claims(app, worker, worker_id, settings, heartbeat, batchers, fleet_metrics)
+    _run_with_claims(app, worker, worker_id, settings, heartbeat, batchers, {config.queue for config in configs},
+                     fleet_metrics)
 
 
 def _run_with_claims(app, worker, worker_id: str, settings: WorkerSettings, heartbeat: Heartbeat | None,
-                     batchers: list[MicroBatcher], fleet_metrics: WorkerMetrics | None = None) -> None:
+                     batchers: list[MicroBatcher], queues: set[str],
+                     fleet_metrics: WorkerMetrics | None = None) -> None:
     """Run a Celery worker whose messages are claimed (``workers.claims``): present from before
-    it consumes until it exits, recovering dead peers' messages, and stopping gracefully."""
+    it consumes until it exits, recovering dead peers' messages, and stopping gracefully; it
+    consumes only ``queues``, whatever remote control asks."""
     app.conf.broker_transport = claims.TRANSPORT  # kombu's Redis transport, claiming what it takes
     presence = Presence(redis.Redis.from_url(settings.redis_url), worker_id, settings.heartbeat_interval_s)
     recovery = ClaimRecovery(redis.Redis.from_url(settings.redis_url, decode_responses=True), app, worker_id,
@@ -95,7 +98,9 @@ def _run_with_claims(app, worker, worker_id: str, settings: WorkerSettings, hear
     from celery import signals
 
     # consumers are announced only once Celery is really consuming, and withdrawn on shutdown
-    def on_ready(**_):
+    def on_ready(sender=None, **_):
+        if sender is not None:  # the consumer
+            _consume_only(sender, queues, worker_id)
         if heartbeat is not None:
             heartbeat.start()
         sweeper.start()
@@ -149,7 +154,23 @@ def run_webhook_worker(settings: WorkerSettings, loglevel: str = "INFO", concurr
     worker_id = f"webhooks@{socket.gethostname()}.{os.getpid()}"
     worker = app.Worker(hostname=worker_id, queues=[WEBHOOK_QUEUE], pool="threads", concurrency=concurrency,
                         loglevel=loglevel, without_gossip=True, without_mingle=True)
-    _run_with_claims(app, worker, worker_id, settings, None, [])
+    _run_with_claims(app, worker, worker_id, settings, None, [], {WEBHOOK_QUEUE})
+
+
+def _consume_only(consumer, queues: set[str], worker_id: str) -> None:
+    """Remote control may add a queue to a worker (``celery control add_consumer``, sent to all
+    workers by Flower's button): a worker holding no model for it would take its messages and
+    put each back as misrouted, over and over, scrambling their order. It declines instead."""
+    add_task_queue = consumer.add_task_queue
+
+    def add_only_own(queue, *args, **kwargs):
+        if queue not in queues:
+            logger.warning("worker {}: not consuming {!r} as asked: it serves only {}", worker_id, queue,
+                           ", ".join(sorted(queues)))
+            return None
+        return add_task_queue(queue, *args, **kwargs)
+
+    consumer.add_task_queue = add_only_own
 
 
 def _more_instances(first, config: ModelConfig, device: str | None) -> list:
