@@ -29,8 +29,7 @@ class JobStore:
         self._client = redis.Redis.from_url(redis_url, decode_responses=True)
         self._binary = redis.Redis.from_url(redis_url)  # inputs and outputs are bytes; records are text
         self._ttl_s = ttl_s
-        self._start = self._client.register_script(scripts.START)
-        self._start_binary = self._binary.register_script(scripts.START)  # pipelined with the input's GET
+        self._start = self._binary.register_script(scripts.START)  # pipelined with the input's GET
         self._finish = self._client.register_script(scripts.FINISH)
         self._step_done = self._client.register_script(scripts.STEP_DONE)
 
@@ -48,15 +47,13 @@ class JobStore:
     def start(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None]:
         """Mark the job running. Returns the status found ('running' means go ahead) and,
         when running, the job's creation time."""
-        status, created_at = self._start(keys=[job_key(job_id), PENDING_KEY],
-                                         args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id])
-        return status, float(created_at) if created_at else None
+        return self.start_reading_input(job_id, step, step_info)[:2]
 
     def start_reading_input(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None, bytes | None]:
         """``start``, and the job's stored input (``JobInput.decode`` reads it) in the same round trip."""
         with self._binary.pipeline(transaction=False) as pipe:
-            self._start_binary(keys=[job_key(job_id), PENDING_KEY],
-                               args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id], client=pipe)
+            self._start(keys=[job_key(job_id), PENDING_KEY],
+                        args=[repr(time.time()), step_field(step), json.dumps(step_info), job_id], client=pipe)
             pipe.get(input_key(job_id))
             (status, created_at), raw_input = pipe.execute()
         return status.decode(), float(created_at) if created_at else None, raw_input

@@ -7,7 +7,9 @@ packed into shared 30 s windows with silent guard gaps (``packing``; ``options.p
 on by default), which go through one encoder pass and one ``generate`` call (in slices of
 ``max_chunks_per_call`` windows). Each request gets back only its own words: a chunk is given
 a segment only when the per-chunk check of ``packing.clean`` places it wholly in that chunk's
-part of the window; unclean chunks are decoded again beside other neighbours, then alone. Long audio is bounded in memory by its chunks, not its features.
+part of the window (a segment Whisper ran across a gap first cut by its words,
+``packing.divide``); unclean chunks are decoded again beside other neighbours, then alone.
+Long audio is bounded in memory by its chunks, not its features.
 
 The family also serves voice activity detection (HSE allows Whisper models on /v1/audio/vad)
 with the bundled Silero VAD; those items never reach the Whisper network.
