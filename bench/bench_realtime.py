@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import statistics
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import numpy as np
 import openai
+import psutil
 
 from bench.harness import Cores, CpuMeter, fleet
 from tests.api.live_audio import ARCTIC, clip, flac, joined, pcm16
@@ -55,10 +57,14 @@ SLICE_MS = 100
 PHASES = ("vad", "early", "queue", "prepare", "model", "deliver")
 
 
-async def session(base: str, index: int, seconds: float, silence_ms: int, stats: dict) -> None:
+async def session(base: str, index: int, seconds: float, silence_ms: int, stats: dict, lead_in_s: float) -> None:
     rng = np.random.default_rng(index)
     names = list(rng.permutation(ARCTIC))
-    pieces, total = [], 0
+    # --lead-in-s: each session's speech starts after its own stretch of silence, as clients that did
+    # not connect in the same instant (0: every session's first turn ends within the same second,
+    # and with 6 clips for 8 sessions some of those first turns are the same audio)
+    lead_in = rng.uniform(0, lead_in_s) if lead_in_s > 0 else 0.0
+    pieces, total = [np.zeros(int(24_000 * lead_in), np.float32)], 0
     while total < seconds * 24_000:
         for name in names:
             pieces += [clip(name, 24_000), np.zeros(int(24_000 * rng.uniform(1.2, 2.0)), np.float32)]
@@ -87,10 +93,7 @@ async def session(base: str, index: int, seconds: float, silence_ms: int, stats:
                     completed[event.item_id] = time.time()
                 elif event.type == "error":
                     stats["errors"].append(event.error.code)
-                if feeding_done.is_set() and committed and set(completed) >= committed:
-                    return
 
-        feeding_done = asyncio.Event()
         reader = asyncio.create_task(read())
         step = 24 * SLICE_MS
         started = time.monotonic()
@@ -98,11 +101,14 @@ async def session(base: str, index: int, seconds: float, silence_ms: int, stats:
             await connection.input_audio_buffer.append(audio=base64.b64encode(pcm16(audio[start:start + step])).decode())
             sent_at.append(time.time())
             await asyncio.sleep(max(0.0, started + (slice_index + 1) * SLICE_MS / 1000 - time.monotonic()))
-        feeding_done.set()
-        try:
-            await asyncio.wait_for(reader, 60)
-        except TimeoutError:
-            pass
+        # every turn committed so far completed (or 60 s): the last piece is silence, so the
+        # last turn is committed before the feeding ends
+        deadline = time.monotonic() + 60
+        while not set(completed) >= committed and time.monotonic() < deadline and not reader.done():
+            await asyncio.sleep(0.05)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         items = (await http.get(f"/v1/realtime/sessions/{session_id}/items")).json().get("data", [])
         jobs = {item["item_id"]: (await http.get(f"/v1/jobs/{item['job_id']}")).json() for item in items}
@@ -116,7 +122,7 @@ async def session(base: str, index: int, seconds: float, silence_ms: int, stats:
         if job and job.get("steps"):
             step = job["steps"][-1]
             worker = step["finished_at"] - step["started_at"]
-            stats["phases"].append({
+            stats["phases"].append({"latency": at - speech_end, "speech_end": speech_end,
                 "vad": stopped_at - speech_end, "early": job["created_at"] - stopped_at,
                 "queue": step["queue_wait_ms"] / 1000, "prepare": worker - step["inference_ms"] / 1000,
                 "model": step["inference_ms"] / 1000, "deliver": at - step["finished_at"],
@@ -138,14 +144,20 @@ async def histogram_means(base: str, model: str) -> dict[str, tuple[float, float
     return found
 
 
-async def sessions_run(base: str, count: int, seconds: float, silence_ms: int, meter: CpuMeter) -> dict:
+async def sessions_run(base: str, count: int, seconds: float, silence_ms: int, meter: CpuMeter,
+                       lead_in_s: float = 0.0) -> dict:
     stats = {"latencies": [], "phases": [], "committed": 0, "lost": 0, "errors": []}
     before = {model: await histogram_means(base, model) for model in ("silero-vad", "whisper")}
     meter.start()
-    started = time.perf_counter()
-    await asyncio.gather(*(session(base, index, seconds, silence_ms, stats) for index in range(count)))
+    machine = psutil.cpu_times()
+    started, stats["started_wall"] = time.perf_counter(), time.time()
+    await asyncio.gather(*(session(base, index, seconds, silence_ms, stats, lead_in_s) for index in range(count)))
     # the cores each process kept busy over the run (what the VAD jobs cost beside Whisper)
     elapsed = time.perf_counter() - started
+    stats["elapsed"] = elapsed
+    # every process on the machine (other work shares these cores: a busy machine shows here)
+    spent = psutil.cpu_times()
+    stats["machine"] = (sum(spent) - spent.idle - sum(machine) + machine.idle) / elapsed
     stats["cores"] = {name: ms / 1000 / elapsed for name, ms in meter.per_request(1).items()}
     after = {model: await histogram_means(base, model) for model in ("silero-vad", "whisper")}
     vad_before, vad_after = before["silero-vad"], after["silero-vad"]
@@ -194,11 +206,25 @@ def describe(stats: dict, count: int) -> str:
         means = {phase: statistics.fmean(p[phase] for p in stats["phases"]) for phase in PHASES}
         line += "\n       where it goes (mean s): " + "  ".join(f"{phase} {means[phase]:.3f}" for phase in PHASES)
         line += f"  (turn batch size mean {statistics.fmean(p['batch'] for p in stats['phases']):.1f})"
+        # the slowest 10 % of turns, one line each: which phase grows for them
+        slow = sorted(stats["phases"], key=lambda p: p["latency"], reverse=True)[:max(1, len(stats["phases"]) // 10)]
+        line += f"\n       slowest {len(slow)} turns (s):"
+        for p in slow:
+            line += (f"\n         {p['latency']:.3f} (speech ended {p['speech_end'] - stats['started_wall']:5.1f}s "
+                     "into the run) = " + "  ".join(f"{phase} {p[phase]:.3f}" for phase in PHASES)
+                     + f"  batch {p['batch']}")
     vad_wait, vad_jobs = stats["vad_jobs"]["queue_wait_seconds"]
-    line += (f"\n       VAD jobs: {vad_jobs:.0f}, mean queue wait {vad_wait * 1000:.0f} ms, mean model call "
+    line += (f"\n       VAD jobs: {vad_jobs:.0f} ({vad_jobs / stats['elapsed']:.1f}/s over {stats['elapsed']:.1f}s), mean "
+             f"queue wait {vad_wait * 1000:.0f} ms, mean model call "
              f"{stats['vad_jobs']['inference_seconds'][0] * 1000:.0f} ms; transcription jobs run "
              f"{stats['whisper_jobs']:.0f} for {stats['committed']} turns")
+    if stats["phases"]:
+        sizes = sorted({p["batch"] for p in stats["phases"]})
+        line += "\n       model s by turn batch size: " + ", ".join(
+            f"{size}: {statistics.fmean(p['model'] for p in stats['phases'] if p['batch'] == size):.3f} "
+            f"({sum(p['batch'] == size for p in stats['phases'])} turns)" for size in sizes)
     line += "\n       cores busy: " + ", ".join(f"{name} {used:.2f}" for name, used in stats["cores"].items())
+    line += f"; the whole machine {stats['machine']:.2f} of {psutil.cpu_count()}"
     return line
 
 
@@ -207,6 +233,8 @@ def main() -> None:
     parser.add_argument("--sessions", default="1,8,32")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio each session feeds, at real-time pace")
     parser.add_argument("--silence-ms", type=int, default=500, help="server VAD silence_duration_ms")
+    parser.add_argument("--lead-in-s", type=float, default=0.0,
+                        help="each session's speech starts after 0..N s of silence (its own), not all at once")
     parser.add_argument("--no-file", action="store_true", help="skip the 10-minute file")
     parser.add_argument("--whisper-instances", type=int, default=None,
                         help="copies of Whisper in its worker (one thread each), so a turn need not wait behind "
@@ -221,9 +249,11 @@ def main() -> None:
     with fleet(models, cores) as (base, meter):
         asyncio.run(sessions_run(base, 1, 6, args.silence_ms, meter))  # warm-up
         print(f"realtime sessions, server VAD (silence_duration_ms {args.silence_ms}), {args.seconds:g}s of speech "
-              "and gaps each at real-time pace; latency = end of speech -> completed (includes the silence)")
+              "and gaps each at real-time pace; latency = end of speech -> completed (includes the silence); lead-in "
+              f"0..{args.lead_in_s:g}s")
         for count in (int(n) for n in args.sessions.split(",") if n):
-            print(describe(asyncio.run(sessions_run(base, count, args.seconds, args.silence_ms, meter)), count), flush=True)
+            stats = asyncio.run(sessions_run(base, count, args.seconds, args.silence_ms, meter, args.lead_in_s))
+            print(describe(stats, count), flush=True)
         if args.no_file:
             return
         result = asyncio.run(long_file(base))
