@@ -1,5 +1,6 @@
 """Dependencies as ``Annotated`` aliases; the objects themselves are built once at start-up
-and kept on ``app.state``."""
+and kept on ``app.state``. They are ``async def``: FastAPI runs a plain ``def`` dependency in
+its thread pool, a thread hop per dependency per request for what is an attribute read."""
 
 from __future__ import annotations
 
@@ -13,19 +14,19 @@ from jobcontract.async_store import AsyncJobStore
 from jobcontract.settings import APISettings
 
 
-def _dispatcher(request: Request) -> JobDispatcher:
+async def _dispatcher(request: Request) -> JobDispatcher:
     return request.app.state.dispatcher
 
 
-def _catalog(request: Request) -> ModelCatalog:
+async def _catalog(request: Request) -> ModelCatalog:
     return request.app.state.catalog
 
 
-def _store(request: Request) -> AsyncJobStore:
+async def _store(request: Request) -> AsyncJobStore:
     return request.app.state.job_store
 
 
-def _settings(request: Request) -> APISettings:
+async def _settings(request: Request) -> APISettings:
     return request.app.state.settings
 
 
@@ -34,7 +35,7 @@ def tenant(request: Request) -> str | None:
     return getattr(request.state, "tenant", None)
 
 
-def _preference(
+async def _preference(
     request: Request,
     prefer: Annotated[str | None, Header(description="RFC 7240: 'respond-async' and/or 'wait=<seconds>'")] = None,
     x_priority: Annotated[str | None, Header(description="low, normal (default) or high")] = None,

@@ -190,13 +190,19 @@ class JobDispatcher:
             self._events.unregister(job_id, waiter)
 
 
+def has_result_data(record: JobRecord) -> bool:
+    """Whether the job's result has a binary side (audio), kept beside the record: a result
+    with ``bytes`` (``jobcontract.capabilities.encode_speech``, the one encoder that keeps data)."""
+    return (record.result or {}).get("bytes") is not None
+
+
 async def finished_job_body(record: JobRecord, store: AsyncJobStore) -> dict[str, Any] | Response:
     """The body a synchronous request gets for a finished job (also ``GET /v1/jobs/{id}/result``)."""
     if record.status == "succeeded":
         renderer = RENDERERS.get(capability(record.capability).render)
         if renderer is not None and record.render is not None:
             data = None
-            if (record.result or {}).get("bytes") is not None:  # a binary side (audio), kept beside the record
+            if has_result_data(record):
                 data = await store.result_data(record.id)
                 if data is None:
                     raise APIError(410, f"the audio of job {record.id} has expired", reason="result_expired",

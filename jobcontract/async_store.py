@@ -26,6 +26,9 @@ from jobcontract.record import JobRecord
 #: the slowest rate a healthy Redis takes a large write at, for the time budget of one
 #: (a 19 MB input must not fail on the 1 s timeout meant to notice a dead Redis fast)
 BULK_BYTES_PER_S = 5 * 1024 * 1024
+#: inputs up to this size go in the record's own transaction on the fast client (a megabyte
+#: takes milliseconds on a healthy Redis, far inside its timeout); larger ones first, on ``bulk``
+SMALL_INPUT_BYTES = 1024 * 1024
 
 
 class AsyncJobStore:
@@ -48,6 +51,17 @@ class AsyncJobStore:
         ``done_steps``: steps whose packed output and progress are known already (a worker that
         gets such a step finds its output and skips it)."""
         data = job_input.encode()
+        if not done_steps and len(data) <= SMALL_INPUT_BYTES:
+            # one round trip: the input, the record and the pending entry in one transaction
+            try:
+                async with self._client.pipeline(transaction=True) as pipe:
+                    pipe.set(input_key(record.id), data, ex=self._ttl_s)
+                    self._record(pipe, record, None)
+                    await pipe.execute()
+            except BaseException:  # as below: no input is left behind by a create that failed
+                await asyncio.shield(self._bulk.delete(input_key(record.id)))
+                raise
+            return
         budget = self._fast_timeout_s + len(data) / BULK_BYTES_PER_S
         try:
             await asyncio.wait_for(self._bulk.set(input_key(record.id), data, ex=self._ttl_s), budget)
@@ -57,15 +71,18 @@ class AsyncJobStore:
             raise redis.exceptions.TimeoutError(f"writing a {len(data)}-byte input took over {budget:.1f}s") from None
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(job_key(record.id), mapping=record.initial_hash())
-                for step, (_, progress) in (done_steps or {}).items():
-                    pipe.hset(job_key(record.id), step_field(step), json.dumps(progress))
-                pipe.expire(job_key(record.id), self._ttl_s)
-                pipe.zadd(PENDING_KEY, {record.id: record.created_at})
+                self._record(pipe, record, done_steps)
                 await pipe.execute()
         except BaseException:
             await asyncio.shield(self._bulk.delete(input_key(record.id)))
             raise
+
+    def _record(self, pipe, record: JobRecord, done_steps: dict[int, tuple[bytes, dict]] | None) -> None:
+        pipe.hset(job_key(record.id), mapping=record.initial_hash())
+        for step, (_, progress) in (done_steps or {}).items():
+            pipe.hset(job_key(record.id), step_field(step), json.dumps(progress))
+        pipe.expire(job_key(record.id), self._ttl_s)
+        pipe.zadd(PENDING_KEY, {record.id: record.created_at})
 
     async def delete(self, job_id: str) -> None:
         await self._client.delete(job_key(job_id), input_key(job_id))

@@ -45,7 +45,8 @@ def _send(celery: Celery, job_id: str, plan: JobPlan, priority: str, headers: di
         return {**sent, "headers": dict(headers)} if headers else sent
 
     if len(plan.steps) == 1:
-        celery.send_task(STEP_TASK, args=(job_id, 0), task_id=job_id, **options(plan.steps[0].model))
+        celery.send_task(STEP_TASK, args=(job_id, 0), task_id=job_id, result_cls=_Sent,
+                         **options(plan.steps[0].model))
         return
     nonce = uuid.uuid4().hex[:8]
     signatures = [celery.signature(STEP_TASK, args=(job_id, index), immutable=True, task_id=f"{job_id}:{nonce}:{index}",
@@ -64,6 +65,17 @@ def _send(celery: Celery, job_id: str, plan: JobPlan, priority: str, headers: di
     if consumer is not None:
         for signature in header:
             consumer.cancel_for(signature.id)
+
+
+class _Sent:
+    """What ``send_task`` hands back for a one-step job: no ``AsyncResult``, whose
+    construction looks up the result backend, built once per thread (the API sends from a
+    thread pool: each new thread would load the backend's entry points again), for a result
+    nobody reads (results are on job records)."""
+
+    def __init__(self, task_id: str):
+        self.id = task_id
+        self.ignored = True
 
 
 def job_id_of_task(task_id: str) -> str:

@@ -101,6 +101,21 @@ class ClaimingQoS(kombu_redis.QoS):
 
 class ClaimingChannel(kombu_redis.Channel):
     QoS = ClaimingQoS
+    _shared_client = None
+
+    @contextlib.contextmanager
+    def conn_or_acquire(self, client=None):
+        """kombu builds a new Redis client on the channel's pool for every append, ack and
+        reject (two per task; a client's construction copies its response-callback table):
+        one client per pool serves them all here, rebuilt when kombu replaces the pool."""
+        if client:
+            yield client
+            return
+        pool = self.pool
+        shared = self._shared_client
+        if shared is None or shared.connection_pool is not pool:
+            shared = self._shared_client = self._create_client()
+        yield shared
 
 
 class ClaimingTransport(kombu_redis.Transport):

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from api.dispatch import JobDispatcher, Preference, finished_job_body
+from api.dispatch import JobDispatcher, Preference, finished_job_body, has_result_data
 from api.errors import ErrorResponse
 from api.protocol.jobs import JobView
 from jobcontract.payload import JobInput
@@ -36,6 +36,7 @@ async def run_job(dispatcher: JobDispatcher, plan: JobPlan, job_input: JobInput,
         return JSONResponse(JobView.of(record).model_dump(), status_code=202,
                             headers={"Location": f"/v1/jobs/{record.id}", "Preference-Applied": "respond-async"})
     body = await finished_job_body(record, dispatcher.store)
-    # answered: the audio is in the response; only an async job's result waits to be fetched
-    await dispatcher.store.drop_result_data(record.id)
+    if has_result_data(record):
+        # answered: the audio is in the response; only an async job's result waits to be fetched
+        await dispatcher.store.drop_result_data(record.id)
     return body
