@@ -482,8 +482,11 @@ class RealtimeSession:
         """A high-priority transcription job of a turn's audio; its id."""
         # greedy decoding (beam 1): a live turn is short and waited for; beam 5 cost 15-20 % more
         # model time per batch of turns with tiny.en for the same words on the ARCTIC clips
+        # a turn's events carry its text only: no segment times (Whisper then decodes a window
+        # holding this turn alone without timestamp tokens; a shared window keeps them)
         request = {"audio": encode_wav(samples, TARGET_RATE), "task": "transcribe", "language": self.config.language,
-                   "prompt": self.config.prompt, "temperature": 0.0, "beam_size": REALTIME_BEAM_SIZE}
+                   "prompt": self.config.prompt, "temperature": 0.0, "beam_size": REALTIME_BEAM_SIZE,
+                   "segment_times": False}
         chain = [(self.model, TRANSCRIPTION)]
         if self.config.noise_reduction is not None:
             chain.insert(0, (denoiser_model(self.catalog), AUDIO_CONVERSION))
