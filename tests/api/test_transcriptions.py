@@ -84,6 +84,31 @@ def test_async_transcription_result_keeps_the_requested_format(client):
     assert "forget" in result.text.lower()
 
 
+def test_answers_without_segment_times_are_decoded_without_timestamp_tokens(client, fleet):
+    """json and text show no segment times, so Whisper skips its timestamp tokens for them (a lone
+    chunk is then one segment); srt shows them, so its job decodes them. (The whole transcription
+    is kept on the job's record, read here from Redis: the API shows it only as asked.)"""
+    from jobcontract.store import JobStore
+    from tests.api.test_jobs import poll
+
+    store = JobStore(fleet.redis.url, ttl_s=600)
+    first_timestamp = 50363  # <|0.00|> in the English-only vocabulary of the bundled tiny.en
+    tokens = {}
+    for response_format in ("json", "srt"):
+        with open(FIXTURES / "jfk.flac", "rb") as audio:
+            accepted = client.post("/v1/audio/transcriptions", headers={"Prefer": "respond-async"},
+                                   files={"file": ("jfk.flac", audio)},
+                                   data={"model": "whisper", "response_format": response_format})
+        assert poll(client, accepted.json()["id"])["status"] == "succeeded"
+        result = store.get(accepted.json()["id"]).result
+        assert PHRASE in words_of(result["text"])
+        tokens[response_format] = [token for segment in result["segments"] for token in segment["tokens"]]
+        if response_format == "json":
+            assert len(result["segments"]) == 1  # jfk's speech is one chunk
+    assert tokens["json"] and max(tokens["json"]) < first_timestamp
+    assert max(tokens["srt"]) >= first_timestamp
+
+
 def test_english_only_model_refuses_translation(sdk):
     with open(FIXTURES / "german_speech_8000.wav", "rb") as audio:
         with pytest.raises(openai.BadRequestError) as error:

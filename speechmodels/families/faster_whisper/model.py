@@ -250,8 +250,11 @@ class FasterWhisper(SpeechModel):
         for attempt in range(3):  # packed; the unclean chunks packed with new neighbours; one window each
             windows = packing.pack(pending, gap_s=gap if attempt < 2 else None, apart=apart)
             unclean: list[list[packing.Placed]] = []
-            for start in range(0, len(windows), self.max_chunks_per_call):
-                unclean += self._decode(context, windows[start : start + self.max_chunks_per_call])
+            # one generate call decodes its windows with one prompt shape: timed and untimed apart
+            for timed in (True, False):
+                share = [window for window in windows if self._timed(context, window) == timed]
+                for start in range(0, len(share), self.max_chunks_per_call):
+                    unclean += self._decode(context, share[start : start + self.max_chunks_per_call], timed)
             if not any(unclean):
                 break
             for chunks in unclean:
@@ -273,8 +276,22 @@ class FasterWhisper(SpeechModel):
             samples[at : at + len(piece)] = piece[: len(samples) - at]
         return pad_or_trim(self.whisper.feature_extractor(samples)[..., :-1]).astype(np.float32)
 
-    def _decode(self, context: _Decoding, windows: list[packing.Window]) -> list[list[packing.Placed]]:
-        """ONE encoder pass and ONE generate call for these windows, whoever's speech they hold.
+    @staticmethod
+    def _timed(context: _Decoding, window: packing.Window) -> bool:
+        """Whether a window is decoded with Whisper's timestamp tokens: a shared window always (its
+        segment times say whose words are whose), a window of one request's chunk when that request
+        wants segment times or words. Untimed, the chunk is one segment (measured on the 10-minute
+        bench file, tiny.en, one thread: 16.4 s instead of 18.2 s, and 1211 words instead of 1176:
+        timed decoding drops a window's unfinished last segment)."""
+        if len(window.placed) > 1:
+            return True
+        owner = window.placed[0].ref[0]
+        return owner in context.wants_words or context.items[owner].params.segment_times
+
+    def _decode(self, context: _Decoding, windows: list[packing.Window],
+                timed: bool = True) -> list[list[packing.Placed]]:
+        """ONE encoder pass and ONE generate call for these windows, whoever's speech they hold,
+        with timestamp tokens or (``timed`` False: windows of one chunk) without.
         The clean chunks' segments go into ``context.segments``; returned: each window's others."""
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
@@ -282,7 +299,7 @@ class FasterWhisper(SpeechModel):
         items, tokenizer, params = context.items, context.tokenizer, context.params
         encoded = self.whisper.encode(np.stack([self._window_features(items, window) for window in windows]))
         previous = tokenizer.encode(" " + params.prompt.strip()) if params.prompt else []
-        prompt = self.whisper.get_prompt(tokenizer, previous_tokens=previous, without_timestamps=False)
+        prompt = self.whisper.get_prompt(tokenizer, previous_tokens=previous, without_timestamps=not timed)
         prompts = [list(prompt) for _ in windows]
         if context.detect:  # multilingual model, no language given: one per window (of one request), same prompt shape
             position = prompt.index(tokenizer.language)

@@ -4,6 +4,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from faster_whisper.tokenizer import Tokenizer
 
 from speechmodels import InputError, ModelConfig, audio, load_model
 from speechmodels.weights import WeightsNotFound, resolve_weights
@@ -170,3 +171,29 @@ def test_language_codes_are_checked_against_the_model(base, whisper):
         whisper.prepare({"audio": fixture_audio("jfk.flac"), "language": "de"})
     assert english_only.value.param == "language"
     assert whisper.prepare({"audio": fixture_audio("jfk.flac"), "language": "EN"}).params.language == "en"
+
+
+def test_without_segment_times_a_lone_chunk_is_one_segment_with_the_same_words():
+    # unpacked, so every chunk has a window of its own: untimed beside timed in one batch
+    unpacked = load_model(ModelConfig(name="w", model=BUNDLED, model_type="FasterWhisper",
+                                      options={"compute_type": "int8", "pack_windows": False}))
+    untimed, timed = unpacked.infer_batch([
+        unpacked.prepare({"audio": fixture_audio("jfk.flac"), "segment_times": False}),
+        unpacked.prepare({"audio": fixture_audio("jfk.flac")})])
+    assert len(untimed.segments) == 1  # jfk's 11 s are one speech chunk
+    segment = untimed.segments[0]
+    assert 0 <= segment.start < 1.0 and 10.0 < segment.end <= 11.0  # the chunk's speech, mapped onto the clip
+    tokenizer = Tokenizer(unpacked.whisper.hf_tokenizer, False, task="transcribe", language="en")
+    assert segment.tokens and not any(token >= tokenizer.timestamp_begin for token in segment.tokens)
+    words = lambda text: text.lower().replace(",", "").replace(".", "").split()  # noqa: E731
+    assert words(untimed.text) == words(timed.text)
+
+
+def test_a_shared_window_is_decoded_with_timestamps_whatever_its_requests_ask(whisper):
+    # packed together, the segment times are what says whose words are whose
+    names = ["cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_axb_a0005.wav"]
+    results = whisper.infer_batch([whisper.prepare({"audio": fixture_audio(name), "segment_times": False})
+                                   for name in names])
+    assert "danger trail" in results[0].text.lower() and "forget" in results[1].text.lower()
+    assert "forget" not in results[0].text.lower() and "danger" not in results[1].text.lower()
+    assert all(segment.end <= result.duration for result in results for segment in result.segments)
