@@ -15,6 +15,11 @@ from anyio import to_thread
 from api.errors import APIError
 from speechmodels import audio
 
+try:  # SIMD base64 where installed: a 10 s WAV's 430 KB field in 0.02 ms instead of 1 ms
+    from pybase64 import b64decode as _b64decode
+except ImportError:
+    _b64decode = base64.b64decode
+
 #: base64 fields up to this size are decoded on the event loop (about 1.5 ms at the limit, less
 #: than the thread hop costs under load); larger ones in a thread: tens of MB must not stall it
 INLINE_BASE64_CHARS = 512 * 1024
@@ -56,7 +61,7 @@ def _decode_base64(encoded: str, param: str) -> bytes:
     if encoded.startswith("data:"):  # tolerate data URLs: data:audio/wav;base64,....
         encoded = encoded.partition(",")[2]
     try:
-        return base64.b64decode(encoded, validate=True)
+        return _b64decode(encoded, validate=True)  # either refuses what the other does (binascii.Error, ValueError)
     except (binascii.Error, ValueError):
         raise APIError(400, f"{param} is not valid base64", reason="invalid_base64", param=param) from None
 

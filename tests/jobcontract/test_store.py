@@ -5,7 +5,7 @@ import time
 import pytest
 import redis
 
-from jobcontract.keys import EVENTS_CHANNEL, job_key
+from jobcontract.keys import EVENTS_CHANNEL, input_key, job_key
 from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
 from jobcontract.record import QUEUED, JobError, JobRecord
@@ -109,3 +109,15 @@ def test_a_step_output_is_kept_for_later_steps_and_wakes_listeners(store):
     assert pubsub.get_message(timeout=2)["data"] == "j6"
     assert jobs.get("j6").steps == [{"name": "m[0]", "status": "succeeded"}]
     pubsub.close()
+
+
+def test_start_reloads_its_script_after_redis_loses_it(store):
+    """START goes as EVALSHA (no SCRIPT EXISTS round trip): a Redis that lost its scripts
+    (restarted, SCRIPT FLUSH) gets it loaded again, and the step starts."""
+    jobs, client = store
+    _create(client, "flushed")
+    client.set(input_key("flushed"), JobInput({"audio": b"x"}).encode())
+    client.script_flush()
+    status, created_at, raw_input = jobs.start_reading_input("flushed", 0, {"name": "m"})
+    assert status == "running" and created_at is not None and JobInput.decode(raw_input).request["audio"] == b"x"
+    assert jobs.get("flushed").status == "running"
