@@ -9,6 +9,9 @@ on by default), which go through one encoder pass and one ``generate`` call (in 
 a segment only when the per-chunk check of ``packing.clean`` places it wholly in that chunk's
 part of the window (a segment Whisper ran across a gap first cut by its words,
 ``packing.divide``); unclean chunks are decoded again beside other neighbours, then alone.
+Byte-identical chunks of one call are decoded once and each copy gets the segments. A chunk
+of one request alone in its window is decoded without timestamp tokens when that request
+shows no segment times (``segment_times``).
 Long audio is bounded in memory by its chunks, not its features.
 
 The family also serves voice activity detection (HSE allows Whisper models on /v1/audio/vad)
@@ -22,7 +25,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property
 from math import ceil
 from typing import Any
 
@@ -80,7 +83,22 @@ class _Decoding:
     segments: dict[tuple[int, int], list[dict]]  # (item, chunk) -> its segments, once given out
     detected: dict[int, str]
     wants_words: set[int]
+    # a decoded chunk -> every chunk of the call with the same audio (itself first), which get its segments
+    copies: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
     observed: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def owners(self, ref: tuple[int, int]) -> set[int]:
+        """The requests a decoded chunk's segments go to."""
+        return {item for item, _ in self.copies.get(ref, [ref])}
+
+
+def _shifted(segment: dict, seconds: float) -> dict:
+    """A copy of a chunk's segment with its times (and its words') moved by ``seconds``."""
+    shifted = dict(segment, start=segment["start"] + seconds, end=segment["end"] + seconds)
+    if segment.get("words") is not None:
+        shifted["words"] = [dict(word, start=word["start"] + seconds, end=word["end"] + seconds)
+                            for word in segment["words"]]
+    return shifted
 
 
 def _whisper_language_codes() -> tuple[str, ...]:
@@ -234,18 +252,21 @@ class FasterWhisper(SpeechModel):
         wants_words = {i for i, item in enumerate(items) if item.params.word_timestamps}
         context = _Decoding(items, tokenizer, params, language is None, segments, detected, wants_words)
 
-        @cache
-        def digest(ref: tuple[int, int]) -> bytes:
-            return hashlib.blake2b(items[ref[0]].chunks[ref[1]].samples.tobytes(), digest_size=16).digest()
-
+        # byte-identical chunks (the same clip sent twice, a live turn said in two sessions) are decoded
+        # once: side by side in a window they were measured to come out as one repeated sentence across
+        # the gap, and kept apart they cost a window each
+        same_audio: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
+        for i, item in enumerate(items):
+            for c, chunk in enumerate(item.chunks):
+                same_audio[hashlib.blake2b(chunk.samples.tobytes(), digest_size=16).digest()].append((i, c))
+        context.copies = {refs[0]: refs for refs in same_audio.values()}
         failed_together: set[frozenset] = set()
 
         def apart(a: tuple[int, int], b: tuple[int, int]) -> bool:
-            # byte-identical neighbours were measured to be decoded as one repeated sentence
-            # across the gap; chunks that spoiled a window together get other neighbours next
-            return frozenset((a, b)) in failed_together or digest(a) == digest(b)
+            # chunks that spoiled a window together get other neighbours next
+            return frozenset((a, b)) in failed_together
 
-        pending = [((i, c), chunk.duration) for i, item in enumerate(items) for c, chunk in enumerate(item.chunks)]
+        pending = [(ref, items[ref[0]].chunks[ref[1]].duration) for ref in context.copies]
         gap = self.pack_gap_s if self.pack_windows else None
         for attempt in range(3):  # packed; the unclean chunks packed with new neighbours; one window each
             windows = packing.pack(pending, gap_s=gap if attempt < 2 else None, apart=apart)
@@ -285,8 +306,8 @@ class FasterWhisper(SpeechModel):
         timed decoding drops a window's unfinished last segment)."""
         if len(window.placed) > 1:
             return True
-        owner = window.placed[0].ref[0]
-        return owner in context.wants_words or context.items[owner].params.segment_times
+        owners = context.owners(window.placed[0].ref)
+        return bool(owners & context.wants_words) or any(context.items[o].params.segment_times for o in owners)
 
     def _decode(self, context: _Decoding, windows: list[packing.Window],
                 timed: bool = True) -> list[list[packing.Placed]]:
@@ -329,7 +350,7 @@ class FasterWhisper(SpeechModel):
             # a shared window is always aligned: its words are half of the check of whose a segment is;
             # a window of one request only when it asked for word times. Per window, so one window's
             # timing heuristics never reach another's
-            owners = {place.ref[0] for place in window.placed}
+            owners = set().union(*(context.owners(place.ref) for place in window.placed))
             if decoded and (len(window.placed) > 1 or owners & context.wants_words):
                 own = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded_rows[row : row + 1]))
                 self.whisper.add_word_timestamps([decoded], tokenizer, own, [size], PREPEND_PUNCTUATIONS,
@@ -346,15 +367,10 @@ class FasterWhisper(SpeechModel):
             for place, ok, own_segments in zip(window.placed, clean, packing.split(window, spans, decoded)):
                 if not ok:
                     continue
-                offset = items[place.ref[0]].chunks[place.ref[1]].offset
                 for segment in own_segments:
                     segment["compression_ratio"] = get_compression_ratio(segment["text"])
-                    segment["start"] += offset
-                    segment["end"] += offset
-                    for word in segment.get("words") or []:
-                        word["start"] += offset
-                        word["end"] += offset
-                context.segments[place.ref] = own_segments
+                for i, c in context.copies.get(place.ref, [place.ref]):
+                    context.segments[(i, c)] = [_shifted(segment, items[i].chunks[c].offset) for segment in own_segments]
         return unclean
 
     def _assemble(self, index: int, item: _Item, segments: dict, language: str) -> Transcription:

