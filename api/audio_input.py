@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import math
 
-import soundfile
 from anyio import to_thread
 
 from api.errors import APIError
@@ -23,7 +21,7 @@ except ImportError:
 #: base64 fields up to this size are decoded on the event loop (about 1.5 ms at the limit, less
 #: than the thread hop costs under load); larger ones in a thread: tens of MB must not stall it
 INLINE_BASE64_CHARS = 512 * 1024
-#: formats whose header libsndfile reads itself; anything else may need ffmpeg (a subprocess)
+#: formats whose header libsndfile reads itself; anything else may need FFmpeg (PyAV), which may decode
 _LIBSNDFILE_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS")
 
 
@@ -32,20 +30,12 @@ async def read_audio(encoded: str, max_seconds: float, param: str = "input_audio
     event loop, anything else in a thread."""
     if len(encoded) <= INLINE_BASE64_CHARS:
         data = _decode_base64(encoded, param)
-        if data[:4] in _LIBSNDFILE_MAGIC and _libsndfile_reads(data):
-            return _check_audio(data, max_seconds, param)
+        # a header libsndfile does not read goes to FFmpeg, which must not run on the event loop
+        info = audio.probe_header(data, param=param) if data[:4] in _LIBSNDFILE_MAGIC else None
+        if info is not None:
+            return _within_limit(data, info, max_seconds, param)
         return await to_thread.run_sync(_check_audio, data, max_seconds, param)
     return await to_thread.run_sync(_read_audio, encoded, max_seconds, param)
-
-
-def _libsndfile_reads(data: bytes) -> bool:
-    """Whether probing ``data`` stays in libsndfile (a header that fails there goes to ffmpeg,
-    which must not run on the event loop)."""
-    try:
-        soundfile.info(io.BytesIO(data))
-    except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        return False
-    return True
 
 
 async def check_audio(data: bytes, max_seconds: float, param: str = "file") -> bytes:
@@ -67,7 +57,10 @@ def _decode_base64(encoded: str, param: str) -> bytes:
 
 
 def _check_audio(data: bytes, max_seconds: float, param: str) -> bytes:
-    info = audio.probe(data, param=param)  # InputError -> 400 through the error handlers
+    return _within_limit(data, audio.probe(data, param=param), max_seconds, param)  # InputError -> 400
+
+
+def _within_limit(data: bytes, info: audio.AudioInfo, max_seconds: float, param: str) -> bytes:
     if info.duration_s is not None and info.duration_s > max_seconds:
         raise APIError(413, f"{param} is {info.duration_s:.1f}s long; the limit is {max_seconds:g}s",
                        reason="audio_too_long", param=param)

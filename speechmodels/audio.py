@@ -46,14 +46,24 @@ def probe(data: bytes, param: str = "input_audio") -> AudioInfo:
 
     A header's duration can be an estimate (raw AAC, VBR MP3): ``decode`` enforces the real one.
     """
+    result = probe_header(data, param)
+    return result if result is not None else _checked_info(_probe_with_ffmpeg(data, param), param)
+
+
+def probe_header(data: bytes, param: str = "input_audio") -> AudioInfo | None:
+    """``probe`` as far as libsndfile reads the header itself: None for a format it does not
+    read (``probe`` then asks FFmpeg, which may have to decode to find the duration)."""
     if not data:
         raise EmptyAudioError(param)
     try:
         info = soundfile.info(io.BytesIO(data))
-        info_duration = info.frames / info.samplerate if info.samplerate else None
-        result = AudioInfo(info.samplerate, info.channels, info_duration, info.format)
     except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        result = _probe_with_ffmpeg(data, param)
+        return None
+    duration = info.frames / info.samplerate if info.samplerate else None
+    return _checked_info(AudioInfo(info.samplerate, info.channels, duration, info.format), param)
+
+
+def _checked_info(result: AudioInfo, param: str) -> AudioInfo:
     check_layout(result.sample_rate, result.channels, param)
     if result.duration_s == 0:
         raise EmptyAudioError(param)
