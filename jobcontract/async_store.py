@@ -51,29 +51,24 @@ class AsyncJobStore:
         ``done_steps``: steps whose packed output and progress are known already (a worker that
         gets such a step finds its output and skips it)."""
         data = job_input.encode()
-        if not done_steps and len(data) <= SMALL_INPUT_BYTES:
-            # one round trip: the input, the record and the pending entry in one transaction
+        # a small input goes in the record's own transaction: one round trip for the whole create
+        inline = not done_steps and len(data) <= SMALL_INPUT_BYTES
+        if not inline:
+            budget = self._fast_timeout_s + len(data) / BULK_BYTES_PER_S
             try:
-                async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.set(input_key(record.id), data, ex=self._ttl_s)
-                    self._record(pipe, record, None)
-                    await pipe.execute()
-            except BaseException:  # as below: no input is left behind by a create that failed
-                await asyncio.shield(self._bulk.delete(input_key(record.id)))
-                raise
-            return
-        budget = self._fast_timeout_s + len(data) / BULK_BYTES_PER_S
-        try:
-            await asyncio.wait_for(self._bulk.set(input_key(record.id), data, ex=self._ttl_s), budget)
-            for step, (output, _) in (done_steps or {}).items():
-                await self._binary.set(step_output_key(record.id, step), output, ex=self._ttl_s)
-        except asyncio.TimeoutError:
-            raise redis.exceptions.TimeoutError(f"writing a {len(data)}-byte input took over {budget:.1f}s") from None
+                await asyncio.wait_for(self._bulk.set(input_key(record.id), data, ex=self._ttl_s), budget)
+                for step, (output, _) in (done_steps or {}).items():
+                    await self._binary.set(step_output_key(record.id, step), output, ex=self._ttl_s)
+            except asyncio.TimeoutError:
+                raise redis.exceptions.TimeoutError(
+                    f"writing a {len(data)}-byte input took over {budget:.1f}s") from None
         try:
             async with self._client.pipeline(transaction=True) as pipe:
+                if inline:
+                    pipe.set(input_key(record.id), data, ex=self._ttl_s)
                 self._record(pipe, record, done_steps)
                 await pipe.execute()
-        except BaseException:
+        except BaseException:  # no input is left behind by a create that failed
             await asyncio.shield(self._bulk.delete(input_key(record.id)))
             raise
 

@@ -52,22 +52,23 @@ class JobStore:
     def start_reading_input(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None, bytes | None]:
         """``start``, and the job's stored input (``JobInput.decode`` reads it) in the same round trip."""
         args = [repr(time.time()), step_field(step), json.dumps(step_info), job_id]
-        for attempt in range(2):
-            # EVALSHA itself: a registered script on a pipeline sends SCRIPT EXISTS first, a
-            # round trip more per step; a Redis without the script (restarted, flushed) gets it
-            # loaded and the pair sent again (a NOSCRIPT ran nothing, and the GET changes nothing)
-            with self._binary.pipeline(transaction=False) as pipe:
-                pipe.evalsha(self._start.sha, 2, job_key(job_id), PENDING_KEY, *args)
-                pipe.get(input_key(job_id))
-                try:
-                    (status, created_at), raw_input = pipe.execute()
-                except redis.exceptions.NoScriptError:
-                    if attempt:
-                        raise
-                    self._binary.script_load(scripts.START)
-                    continue
-            return status.decode(), float(created_at) if created_at else None, raw_input
-        raise AssertionError("unreachable")
+        try:
+            status, created_at, raw_input = self._start_and_get(job_id, args)
+        except redis.exceptions.NoScriptError:
+            # a Redis without the script (restarted, flushed): loaded, and the pair sent again
+            # (a NOSCRIPT ran nothing, and the GET changes nothing)
+            self._binary.script_load(scripts.START)
+            status, created_at, raw_input = self._start_and_get(job_id, args)
+        return status.decode(), float(created_at) if created_at else None, raw_input
+
+    def _start_and_get(self, job_id: str, args: list) -> tuple[bytes, bytes | None, bytes | None]:
+        # EVALSHA itself: a registered script on a pipeline sends SCRIPT EXISTS first, a round
+        # trip more per step
+        with self._binary.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._start.sha, 2, job_key(job_id), PENDING_KEY, *args)
+            pipe.get(input_key(job_id))
+            (status, created_at), raw_input = pipe.execute()
+        return status, created_at, raw_input
 
     def input(self, job_id: str) -> JobInput | None:
         raw = self._binary.get(input_key(job_id))
