@@ -20,6 +20,8 @@ HISTOGRAMS = {  # name -> (help, buckets)
     "stt_requests_per_window": ("requests whose speech shared one 30 s Whisper window", BATCH_BUCKETS),
     "stt_chunks_decoded_again": ("chunks of one shared Whisper window decoded again (it did not split cleanly)",
                                  BATCH_BUCKETS),
+    "stt_short_windows_decoded_again": ("untimed Whisper windows encoded shorter than 30 s that looped and were "
+                                        "decoded again at 30 s", BATCH_BUCKETS),
     "stt_window_fill": ("fraction of a 30 s Whisper window holding audio (speech and guard gaps)", FRACTION_BUCKETS),
     # realtime sessions (labelled by the transcription or VAD model)
     "realtime_turn_latency_seconds": ("end of speech (its last audio received) to the turn's transcript sent",

