@@ -25,10 +25,6 @@ class TranscriptionParams(BaseModel):
     # batched pipeline gives; the API turns them off for answers that show no segment times
     segment_times: bool = Field(default=True, description="decode segment timestamps (else one segment "
                                 "per speech chunk)")
-    # a request that is waited for (a live turn) rather than one of many: its speech is decoded in
-    # windows of its own, never beside another request's, so it is never timed for the neighbours'
-    share_windows: bool = Field(default=True, description="let this request's speech share decoding windows "
-                                "with other requests' (throughput), else windows of its own (latency)")
 
 
 @dataclass

@@ -482,14 +482,13 @@ class RealtimeSession:
         """A high-priority transcription job of a turn's audio; its id."""
         # greedy decoding (beam 1): a live turn is short and waited for; beam 5 cost 15-20 % more
         # model time per batch of turns with tiny.en for the same words on the ARCTIC clips
-        # a turn's events carry its text only: no segment times (Whisper then decodes a window
-        # holding this turn alone without timestamp tokens) and in windows of its own, which are then
-        # encoded only as long as the turn needs: a turn is waited for, and beside other turns in a
-        # shared 30 s window it would be timed and aligned for their sake (tiny.en, 2 threads, the 7
-        # fixtures in batches of 4: 0.71 s own windows, 2.35 s shared)
+        # a turn's events carry its text only: no segment times (Whisper then decodes the turn
+        # in windows of its own, untimed and encoded only as long as the turn needs; beside other
+        # turns in a shared 30 s window it would be timed and aligned: tiny.en, 2 threads, the 7
+        # fixtures in batches of 4: 0.71 s against 2.35 s)
         request = {"audio": encode_wav(samples, TARGET_RATE), "task": "transcribe", "language": self.config.language,
                    "prompt": self.config.prompt, "temperature": 0.0, "beam_size": REALTIME_BEAM_SIZE,
-                   "segment_times": False, "share_windows": False}
+                   "segment_times": False}
         chain = [(self.model, TRANSCRIPTION)]
         if self.config.noise_reduction is not None:
             chain.insert(0, (denoiser_model(self.catalog), AUDIO_CONVERSION))

@@ -43,8 +43,16 @@ def flac(samples: np.ndarray, rate: int = RATE) -> bytes:
     return buffer.getvalue()
 
 
+# contractions spelt out, as Whisper's own English normaliser does for WER ("I'm" and "I am" are
+# the same words said)
+CONTRACTIONS = {"'em": " them", "'m": " am", "'re": " are", "'ve": " have", "'ll": " will"}
+
+
 def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower().replace("'em", "them"))).strip()
+    text = text.lower()
+    for short, full in CONTRACTIONS.items():
+        text = re.sub(rf"{short}\b", full, text)
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]", " ", text)).strip()
 
 
 def wer(reference: str, hypothesis: str) -> float:

@@ -79,7 +79,9 @@ def test_jfk_streams_deltas_then_done(sdk):
     assert types[-1] == "transcript.text.done" and set(types[:-1]) == {"transcript.text.delta"}, types
     done = events[-1]
     assert "".join(event.delta for event in events[:-1]) == done.text
-    assert wer(FIXTURE_TRANSCRIPTS["jfk.flac"], done.text) == 0.0, done.text
+    # one word of 22 may differ: tiny.en int8's text depends on the CPU's kernels (this run's AVX-512
+    # EPYC hears "asked not"; the issue asks WER <= 0.2)
+    assert wer(FIXTURE_TRANSCRIPTS["jfk.flac"], done.text) <= 0.05, done.text
     assert done.usage.type == "duration" and done.usage.seconds == pytest.approx(11.0, abs=0.1)
 
 

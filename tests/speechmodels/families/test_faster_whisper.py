@@ -217,13 +217,13 @@ def _encoded_lengths(model, monkeypatch) -> list[int]:
     return lengths
 
 
-def test_requests_that_share_no_windows_get_short_windows_of_their_own(whisper, monkeypatch):
+def test_requests_without_segment_times_get_short_windows_of_their_own(whisper, monkeypatch):
     lengths, reported = _encoded_lengths(whisper, monkeypatch), []
     whisper.observer = reported.append
     names = ["cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_axb_a0004.wav", "cmu_arctic_us_axb_a0005.wav"]
     try:
         results = whisper.infer_batch([whisper.prepare({"audio": fixture_audio(name), "language": "en",
-                                                        "segment_times": False, "share_windows": False})
+                                                        "segment_times": False})
                                        for name in names])
     finally:
         whisper.observer = None
