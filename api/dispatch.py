@@ -32,6 +32,9 @@ from jobcontract.record import QUEUED, JobRecord
 from jobcontract.settings import APISettings
 from workers.canvas import enqueue_delivery, send_job
 
+#: how long a submit trusts a model's last "it has a live consumer" (see ``has_live_consumer``)
+LIVE_CONSUMER_CACHE_S = 0.5
+
 
 @dataclass(frozen=True)
 class Preference:
@@ -77,6 +80,8 @@ class JobDispatcher:
         self._store = store
         self._events = events
         self._settings = settings
+        #: model -> monotonic time until which a submit trusts that it has a live consumer
+        self._live_until: dict[str, float] = {}
 
     @property
     def store(self) -> AsyncJobStore:
@@ -93,6 +98,19 @@ class JobDispatcher:
     async def live_consumers(self, model_name: str) -> int:
         now = time.time()
         return await self._client.zcount(consumers_key(model_name), now - self._settings.heartbeat_ttl_s, "+inf")
+
+    async def has_live_consumer(self, model_name: str) -> bool:
+        """For a submit: whether the model has a live consumer. A yes is trusted for
+        ``LIVE_CONSUMER_CACHE_S`` (a fraction of the heartbeat TTL the count already lags by),
+        which spares every request under load its own ZCOUNT round trip; a no is never kept."""
+        now = time.monotonic()
+        if self._live_until.get(model_name, 0.0) > now:
+            return True
+        if await self.live_consumers(model_name) == 0:
+            self._live_until.pop(model_name, None)
+            return False
+        self._live_until[model_name] = now + min(LIVE_CONSUMER_CACHE_S, self._settings.heartbeat_ttl_s / 4)
+        return True
 
     async def queue_depth(self, queue: str) -> int:
         """Messages waiting in a queue (kombu's Redis transport keeps a list per priority step)."""
@@ -113,7 +131,7 @@ class JobDispatcher:
         if callback_url is not None:
             await self._check_callback(callback_url)
         for model in plan.models():
-            if model not in self._scale_from_zero and await self.live_consumers(model) == 0:
+            if model not in self._scale_from_zero and not await self.has_live_consumer(model):
                 raise unavailable(f"no worker is serving model '{model}' right now", reason="no_worker")
         job_id = uuid.uuid4().hex
         with tracing.started("job.submit", {tracing.JOB_ID: job_id, tracing.MODEL: plan.name}):
