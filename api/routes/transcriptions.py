@@ -92,8 +92,8 @@ async def _openai_call(request, task, catalog, dispatcher, settings, preference)
                       "prompt": form.prompt, "temperature": form.temperature,
                       "word_timestamps": "word" in form.timestamp_granularities}
     render = {"dialect": "openai", "format": form.response_format, "granularities": form.timestamp_granularities}
-    # json and text show no segment times: Whisper decodes a lone chunk faster without them
-    request_fields["segment_times"] = form.response_format not in SEGMENTLESS_FORMATS or form.stream
+    # json and text, streamed or not, show no segment times: Whisper decodes a chunk faster without them
+    request_fields["segment_times"] = form.response_format not in SEGMENTLESS_FORMATS
     if form.response_format == "diarized_json":
         return await _diarized(form, model.name, request_fields, catalog, dispatcher, preference, render)
     if form.stream:
