@@ -222,7 +222,7 @@ def main() -> None:
             batch_sizes[run] = (batch_after[1] - batch_before[1]) / max(batch_after[0] - batch_before[0], 1)
             again_after = histogram(base_url, "stt_chunks_decoded_again", model)
             again[run] = None if again_after is None else (again_after[0] - (again_before or (0, 0))[0],
-                                                             again_after[1] - (again_before or (0, 0))[1])
+                                                           again_after[1] - (again_before or (0, 0))[1])
             loaded[run] = [(clips[i % len(clips)][0], text) for i, text in sorted(texts.items())]
 
         async def fixture_round(model: str, response_format: str) -> list[tuple[str, str]]:

@@ -112,10 +112,13 @@ def _shifted(segment: dict, seconds: float) -> dict:
 
 
 def _shares_windows(params: TranscriptionParams) -> bool:
-    """Whether a request's speech is packed beside other requests' (``options.pack_windows``): only
-    when it wants segment times or words, which cost a timed 30 s window anyway. Without them its
-    chunks get windows of their own, untimed and encoded only as long as they need, which beat
-    packing (2-3 s clips, 32 clients, one core: 12.6 req/s against 7.9 packed, timed and aligned)."""
+    """Whether a request is decoded with Whisper's timestamp tokens in 30 s windows, packed beside
+    other requests' (``options.pack_windows``; a shared window's times say whose words are whose):
+    only when it wants segment times or words. Without them its chunks get windows of their own,
+    untimed (each chunk one segment) and encoded only as long as they need, which beat packing
+    (2-3 s clips, 32 clients, one core: 12.6 req/s against 7.9 packed, timed and aligned). Untimed
+    decoding alone, on the 10-minute bench file (tiny.en, one thread): inference 18.0 s instead of
+    19.5 s, WER 0.082 instead of 0.110 (timed decoding drops a window's unfinished last segment)."""
     return params.segment_times or params.word_timestamps
 
 
@@ -284,15 +287,14 @@ class FasterWhisper(SpeechModel):
             return frozenset((a, b)) in failed_together
 
         pending = [(ref, items[ref[0]].chunks[ref[1]].duration) for ref in context.copies]
-        gap = self.pack_gap_s if self.pack_windows and _shares_windows(params) else None
+        # the call's requests all want times or words (decoded timed, packed if pack_windows) or none do
+        timed = _shares_windows(params)
+        gap = self.pack_gap_s if self.pack_windows and timed else None
         for attempt in range(3):  # packed; the unclean chunks packed with new neighbours; one window each
             windows = packing.pack(pending, gap_s=gap if attempt < 2 else None, apart=apart)
             unclean: list[list[packing.Placed]] = []
-            # one generate call decodes its windows with one prompt shape: timed and untimed apart
-            for timed in (True, False):
-                share = [window for window in windows if self._timed(context, window) == timed]
-                for start in range(0, len(share), self.max_chunks_per_call):
-                    unclean += self._decode(context, share[start : start + self.max_chunks_per_call], timed)
+            for start in range(0, len(windows), self.max_chunks_per_call):
+                unclean += self._decode(context, windows[start : start + self.max_chunks_per_call], timed)
             if not any(unclean):
                 break
             for chunks in unclean:
@@ -315,26 +317,12 @@ class FasterWhisper(SpeechModel):
             samples[at : at + len(piece)] = piece[: len(samples) - at]
         return pad_or_trim(self.whisper.feature_extractor(samples)[..., :-1], frames).astype(np.float32)
 
-    def _encoded_frames(self, windows: list[packing.Window], timed: bool) -> int:
-        """How many feature frames a call's windows are encoded with: 30 s for timed windows
-        (timestamp tokens and word alignment assume it), else what the longest window needs."""
+    def _encoded_frames(self, windows: list[packing.Window]) -> int:
+        """How many feature frames a call's untimed windows are encoded with: what the longest needs
+        (timed windows are encoded at 30 s: timestamp tokens and word alignment assume it)."""
         full = self.whisper.feature_extractor.nb_max_frames
-        if timed:
-            return full
         seconds = max(MIN_ENCODED_SECONDS, max(window.used for window in windows) + ENCODED_MARGIN_SECONDS)
         return min(full, 2 * ceil(seconds * self.whisper.frames_per_second / 2))  # even: the encoder's stride
-
-    @staticmethod
-    def _timed(context: _Decoding, window: packing.Window) -> bool:
-        """Whether a window is decoded with Whisper's timestamp tokens: a shared window always (its
-        segment times say whose words are whose), a window of one request's chunk when that request
-        wants segment times or words. Untimed, the chunk is one segment (measured on the 10-minute
-        bench file, tiny.en, one thread: inference 18.0 s instead of 19.5 s, WER 0.082 instead of
-        0.110: timed decoding drops a window's unfinished last segment)."""
-        if len(window.placed) > 1:
-            return True
-        owners = context.owners(window.placed[0].ref)
-        return bool(owners & context.wants_words) or any(context.items[o].params.segment_times for o in owners)
 
     def _decode(self, context: _Decoding, windows: list[packing.Window], timed: bool = True,
                 shorten: bool = True) -> list[list[packing.Placed]]:
@@ -347,7 +335,7 @@ class FasterWhisper(SpeechModel):
 
         items, tokenizer, params = context.items, context.tokenizer, context.params
         full = self.whisper.feature_extractor.nb_max_frames
-        frames = self._encoded_frames(windows, timed) if shorten else full
+        frames = full if timed or not shorten else self._encoded_frames(windows)
         encoded = self.whisper.encode(np.stack([self._window_features(items, window, frames) for window in windows]))
         previous = tokenizer.encode(" " + params.prompt.strip()) if params.prompt else []
         prompt = self.whisper.get_prompt(tokenizer, previous_tokens=previous, without_timestamps=not timed)
