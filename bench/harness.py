@@ -96,7 +96,12 @@ class CpuMeter:
 
     def pin(self, cores: Cores) -> None:
         for name, process in self.processes.items():
-            process.cpu_affinity(sorted(cores.model if name.startswith("worker") else cores.rest))
+            chosen = cores.model if name.startswith("worker") else cores.rest
+            # every thread: an affinity set on a process applies to its main thread only, and a worker's
+            # batching and pool threads exist by now (threads started later inherit their creator's)
+            for thread in process.threads():
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    os.sched_setaffinity(thread.id, chosen)
 
     def start(self) -> None:
         self._start = {name: sum(p.cpu_times()[:2]) for name, p in self.processes.items()}

@@ -75,12 +75,13 @@ def api(config_path: Path | None, host: str, port: int) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(models: str | None, webhooks: bool, device: str | None, config_path: Path | None, loglevel: str) -> None:
     """A worker process serving the named models from their queues (or delivering webhooks), against REDIS_URL."""
+    from speechfleet.memory import restart_with_huge_pages, return_large_blocks
+
+    restart_with_huge_pages()  # before anything is loaded: the loader reads the tunable at start only
     # numpy's BLAS must not spin threads of its own beside the model runtime's (measured: it
     # doubled the worker's CPU per request); set before numpy is first imported
     for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    from speechfleet.memory import return_large_blocks
-
     return_large_blocks()
     from jobcontract.settings import WorkerSettings
     from workers.worker_main import run_webhook_worker, run_worker
