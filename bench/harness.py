@@ -30,7 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "audio"
 sys.path.insert(0, str(ROOT))
 
+from speechfleet.memory import restart_with_huge_pages  # noqa: E402
 from speechfleet.redis_server import free_port  # noqa: E402
+
+# as a worker does (speechfleet.memory): the in-process sides and the peers' servers started from
+# here get huge pages too, so a ratio compares the fleet with them, not two allocator settings
+restart_with_huge_pages()
 
 Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 

@@ -13,7 +13,7 @@ fault is dear. A worker re-executes itself with glibc's ``glibc.malloc.hugetlb=1
 (read by the loader at start only), which asks for transparent huge pages on what malloc maps:
 2 MB faults instead of 4 KB ones. Measured on 2 vCPUs (tiny.en, one thread, the 10-minute
 file of bench/bench_stt_packing.py): 2.0 million page faults and 31-33 s of inference in the
-worker without it, 0.46 million and 23 s with it. A tunable already set either way is left alone.
+worker without it, 0.45 million and 23-26 s with it. A tunable already set either way is left alone.
 """
 
 from __future__ import annotations

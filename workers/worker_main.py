@@ -3,6 +3,7 @@ consume each model's queue with a thread pool wide enough to fill the batches.""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -131,6 +132,7 @@ def _run_with_claims(app, worker, worker_id: str, settings: WorkerSettings, hear
 
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutting_down.connect(on_shutdown, weak=False)
+    _quiet_task_lines(worker.loglevel)
     presence.start()  # registered before the first message is taken
     try:
         worker.start()
@@ -155,6 +157,21 @@ def run_webhook_worker(settings: WorkerSettings, loglevel: str = "INFO", concurr
     worker = app.Worker(hostname=worker_id, queues=[WEBHOOK_QUEUE], pool="threads", concurrency=concurrency,
                         loglevel=loglevel, without_gossip=True, without_mingle=True)
     _run_with_claims(app, worker, worker_id, settings, None, [], {WEBHOOK_QUEUE})
+
+
+#: Celery's loggers of a line per task ("Task ... received", "Task ... succeeded in ...s")
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def _quiet_task_lines(loglevel: str | int) -> None:
+    """Celery's two lines per task only at DEBUG: a step logs its own line when it ran (job, step,
+    worker), and formatting Celery's cost a worker 0.5 ms of CPU per message (a no-op task through
+    this transport, 2 cores: 2.48 ms per message with them, 1.99 without). Set before the worker
+    starts: Celery asks its loggers' level once, when it builds its tracer and task strategies."""
+    level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
+    if isinstance(level, int) and level > logging.DEBUG:
+        for name in CELERY_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _consume_only(consumer, queues: set[str], worker_id: str) -> None:

@@ -1,9 +1,13 @@
 """A model worker as ``speechfleet worker`` starts it, on the shared test fleet: remote control
-cannot make it consume a queue it holds no model for."""
+cannot make it consume a queue it holds no model for. Celery's own line per task is for DEBUG."""
 
+import logging
 import time
 
+import pytest
 from celery import Celery
+
+from workers.worker_main import CELERY_TASK_LOGGERS, _quiet_task_lines
 
 QUEUE = "model.vad-aux"
 
@@ -35,3 +39,30 @@ def test_a_broadcast_add_consumer_reaches_only_the_queues_own_workers(fleet, red
         if others:  # had the guard failed, the other workers would bounce vad-aux's jobs for later tests
             control.control.cancel_consumer(QUEUE, destination=sorted(others), reply=True, timeout=5)
         control.close()
+
+
+@pytest.fixture
+def celery_task_loggers():
+    loggers = [logging.getLogger(name) for name in CELERY_TASK_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    yield loggers
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("loglevel", ["INFO", "info", logging.INFO, "WARNING"])
+def test_celerys_task_received_and_succeeded_lines_are_off_above_debug(celery_task_loggers, loglevel):
+    _quiet_task_lines(loglevel)
+    for logger in celery_task_loggers:
+        assert not logger.isEnabledFor(logging.INFO) and logger.isEnabledFor(logging.WARNING)
+
+
+def test_at_debug_celerys_task_lines_stay(celery_task_loggers):
+    parent = logging.getLogger("celery")
+    level = parent.level
+    parent.setLevel(logging.DEBUG)  # as Celery sets it for --loglevel DEBUG
+    try:
+        _quiet_task_lines("DEBUG")
+        assert all(logger.isEnabledFor(logging.INFO) for logger in celery_task_loggers)
+    finally:
+        parent.setLevel(level)
