@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import yaml
-from harness import FIXTURES, ROOT, SENTENCES, Cores, CpuMeter, Result, drive, fleet
+from harness import FIXTURES, ROOT, SENTENCES, Cores, CpuMeter, Result, drive, fleet, peer_environment
 
 from speechfleet.redis_server import free_port
 from speechmodels import ModelConfig, audio, load_model
@@ -67,7 +67,8 @@ def piper_server(onnx_file) -> str:
     require_flask()
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "piper.http_server", "-m", str(onnx_file), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--port", str(port)], env=peer_environment(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

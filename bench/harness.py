@@ -30,12 +30,21 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "audio"
 sys.path.insert(0, str(ROOT))
 
-from speechfleet.memory import restart_with_huge_pages  # noqa: E402
+from speechfleet.memory import as_launched, restart_with_huge_pages, with_huge_pages  # noqa: E402
 from speechfleet.redis_server import free_port  # noqa: E402
 
-# as a worker does (speechfleet.memory): the in-process sides and the peers' servers started from
-# here get huge pages too, so a ratio compares the fleet with them, not two allocator settings
+# as a worker does (speechfleet.memory): the in-process sides run on huge pages too, so a ratio
+# compares the fleet with them, not two allocator settings. What this process starts (serve, its
+# workers, an API) starts as a user starts it: workers restart onto huge pages themselves, the API does not
 restart_with_huge_pages()
+_launched = as_launched(os.environ)
+os.environ.clear()
+os.environ.update(_launched)
+
+
+def peer_environment() -> dict[str, str]:
+    """For a peer's server started here: huge pages, as the in-process sides have them."""
+    return with_huge_pages(os.environ) or dict(os.environ)
 
 Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 
@@ -105,7 +114,7 @@ class CpuMeter:
             # every thread: an affinity set on a process applies to its main thread only, and a worker's
             # batching and pool threads exist by now (threads started later inherit their creator's)
             for thread in process.threads():
-                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
                     os.sched_setaffinity(thread.id, chosen)
 
     def start(self) -> None:

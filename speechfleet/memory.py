@@ -13,7 +13,9 @@ fault is dear. A worker re-executes itself with glibc's ``glibc.malloc.hugetlb=1
 (read by the loader at start only), which asks for transparent huge pages on what malloc maps:
 2 MB faults instead of 4 KB ones. Measured on 2 vCPUs (tiny.en, one thread, the 10-minute
 file of bench/bench_stt_packing.py): 2.0 million page faults and 31-33 s of inference in the
-worker without it, 0.45 million and 23-26 s with it. A tunable already set either way is left alone.
+worker without it, 0.45 million and 23-26 s with it. A tunable already set either way is left alone,
+and a process restarts at most once (``RESTARTED_FROM`` marks it: a loader in secure mode drops
+``GLIBC_TUNABLES``, and the restarted process must not try again).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pathlib import Path
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024  # blocks of 16 MB and more: request bodies, long decoded inputs
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb"
+#: set by a restart onto huge pages: what GLIBC_TUNABLES was before it ("" when unset)
+RESTARTED_FROM = "SPEECHFLEET_GLIBC_TUNABLES_BEFORE"
 TRANSPARENT_HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
@@ -45,9 +49,9 @@ def return_large_blocks() -> bool:
 
 def with_huge_pages(environ: Mapping[str, str]) -> dict[str, str] | None:
     """``environ`` with malloc's huge-page tunable added to ``GLIBC_TUNABLES``; None when there is
-    nothing to add: the tunable is already there (on or off), this is no glibc, or the kernel has
-    transparent huge pages switched off."""
-    if HUGE_PAGES_TUNABLE in environ.get("GLIBC_TUNABLES", ""):
+    nothing to add: the tunable is already there (on or off), this process was restarted for it
+    already, this is no glibc, or the kernel has transparent huge pages switched off."""
+    if RESTARTED_FROM in environ or HUGE_PAGES_TUNABLE in environ.get("GLIBC_TUNABLES", ""):
         return None
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
@@ -59,8 +63,20 @@ def with_huge_pages(environ: Mapping[str, str]) -> dict[str, str] | None:
             return None
     except OSError:
         return None
-    tunables = [part for part in environ.get("GLIBC_TUNABLES", "").split(":") if part]
-    return {**environ, "GLIBC_TUNABLES": ":".join([*tunables, f"{HUGE_PAGES_TUNABLE}=1"])}
+    before = environ.get("GLIBC_TUNABLES", "")
+    tunables = [part for part in before.split(":") if part]
+    return {**environ, "GLIBC_TUNABLES": ":".join([*tunables, f"{HUGE_PAGES_TUNABLE}=1"]), RESTARTED_FROM: before}
+
+
+def as_launched(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without what a restart onto huge pages added: what this process's children
+    start with, as they would have had it not restarted."""
+    if RESTARTED_FROM not in environ:
+        return dict(environ)
+    launched = {name: value for name, value in environ.items() if name not in (RESTARTED_FROM, "GLIBC_TUNABLES")}
+    if environ[RESTARTED_FROM]:
+        launched["GLIBC_TUNABLES"] = environ[RESTARTED_FROM]
+    return launched
 
 
 def restart_with_huge_pages() -> None:
@@ -69,6 +85,7 @@ def restart_with_huge_pages() -> None:
     environ = with_huge_pages(os.environ)
     if environ is None:
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # None where the descriptor was closed
+        if stream is not None:
+            stream.flush()
     os.execve(sys.executable, sys.orig_argv, environ)

@@ -278,6 +278,9 @@ def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep,
 
 
 def _fail(store: JobStore, job_id: str, index: int, info: dict, error: JobError) -> None:
+    # the worker's own line for every failed step (Celery's "raised expected" line is DEBUG only)
+    logger.info("step failed: job {} step {} ({}): {} ({})", job_id, index, info["model"], error.message,
+                error.reason or "error")
     info.update(status="failed", finished_at=time.time(), error=error.message)
     _notify(store, job_id, store.fail(job_id, index, info, error))
     metrics().job(info["model"], f"failed:{error.reason or 'error'}")

@@ -120,4 +120,7 @@ def deliver_webhook(self: Task, job_id: str) -> str:
     if gave_up:
         logger.warning("webhook for job {} gave up after {} attempts", job_id, attempt)
         return "gave up"
-    raise self.retry(countdown=settings.webhook_backoff_s * 2 ** (attempt - 1))
+    countdown = settings.webhook_backoff_s * 2 ** (attempt - 1)
+    logger.info("webhook for job {} not delivered on attempt {} ({}); retrying in {:g}s", job_id, attempt,
+                outcome.get("error") or f"HTTP {outcome.get('status_code')}", countdown)
+    raise self.retry(countdown=countdown)
