@@ -126,6 +126,26 @@ class CpuMeter:
         return {name: used[name] for name in sorted(used, key=lambda n: n == "this process")}
 
 
+class StealMeter:
+    """The share of this machine's CPU time its hypervisor gave to others (``steal`` in
+    /proc/stat) since ``start``: a run during which it was high measured the neighbours too."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        try:
+            fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return 0, 0
+        return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+    def share(self) -> float:
+        (steal, total), (steal0, total0) = self._read(), self._start
+        return (steal - steal0) / (total - total0) if total > total0 else 0.0
+
+
 @contextlib.contextmanager
 def fleet(model_configs: list[dict], cores: Cores) -> Iterator[tuple[str, CpuMeter]]:
     """``speechfleet serve`` with these models (private Redis), pinned, ready; stopped after."""
