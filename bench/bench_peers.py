@@ -241,6 +241,8 @@ def main() -> None:
     parser.add_argument("--vad-clients", type=int, default=32)
     parser.add_argument("--vad-rounds", type=int, default=3, help="limit-then-fleet rounds; the median ratio counts")
     args = parser.parse_args()
+    if args.vad_rounds < 1:
+        parser.error("--vad-rounds must be at least 1")
     print(f"speechfleet against its peers: {available_cores()} CPU cores, nothing pinned; default config.yml\n")
     if args.only in (None, "tts"):
         tts(args.requests, args.clients)

@@ -127,23 +127,18 @@ class CpuMeter:
 
 
 class StealMeter:
-    """The share of this machine's CPU time its hypervisor gave to others (``steal`` in
-    /proc/stat) since ``start``: a run during which it was high measured the neighbours too."""
+    """The share of this machine's CPU time its hypervisor gave to others (``steal``) since the
+    meter was made: a run during which it was high measured the neighbours too."""
 
     def __init__(self) -> None:
-        self._start = self._read()
-
-    @staticmethod
-    def _read() -> tuple[int, int]:
-        try:
-            fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        except (OSError, ValueError):
-            return 0, 0
-        return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+        self._start = psutil.cpu_times()
 
     def share(self) -> float:
-        (steal, total), (steal0, total0) = self._read(), self._start
-        return (steal - steal0) / (total - total0) if total > total0 else 0.0
+        now = psutil.cpu_times()
+        # user .. steal: the guest times are already inside user
+        total = sum(now[:8]) - sum(self._start[:8])
+        stolen = getattr(now, "steal", 0.0) - getattr(self._start, "steal", 0.0)  # Linux only
+        return stolen / total if total > 0 else 0.0
 
 
 @contextlib.contextmanager

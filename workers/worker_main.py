@@ -10,6 +10,7 @@ import threading
 import time
 
 import redis
+from celery.utils.log import mlevel
 from loguru import logger
 
 from jobcontract.settings import WorkerSettings
@@ -169,8 +170,7 @@ def _quiet_task_lines(loglevel: str | int) -> None:
     formatting Celery's cost a worker 0.5 ms of CPU per message (a no-op task through this
     transport, 2 cores: 2.48 ms per message with them, 1.99 without). Set before the worker
     starts: Celery asks its loggers' level once, when it builds its tracer and task strategies."""
-    level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
-    if isinstance(level, int) and level > logging.DEBUG:
+    if mlevel(loglevel) > logging.DEBUG:
         for name in CELERY_TASK_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
 

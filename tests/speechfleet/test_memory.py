@@ -10,26 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from speechfleet.memory import (
-    HUGE_PAGES_TUNABLE,
-    RESTARTED_FROM,
-    TRANSPARENT_HUGE_PAGES,
-    as_launched,
-    with_huge_pages,
-)
+from speechfleet.memory import HUGE_PAGES_TUNABLE, RESTARTED_FROM, as_launched, with_huge_pages
 from speechfleet.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _huge_pages_possible() -> bool:
-    try:
-        return bool(os.confstr("CS_GNU_LIBC_VERSION")) and "[never]" not in TRANSPARENT_HUGE_PAGES.read_text()
-    except (ValueError, OSError):
-        return False
-
-
-needs_huge_pages = pytest.mark.skipif(not _huge_pages_possible(), reason="no glibc, or transparent huge pages off")
+# what a worker checks before it restarts (glibc, transparent huge pages not "never")
+needs_huge_pages = pytest.mark.skipif(with_huge_pages({}) is None, reason="no glibc, or transparent huge pages off")
 
 # a process that restarts itself as a worker does, then has malloc map a 64 MB block for it; the
 # mapping's VmFlags say whether malloc advised huge pages for it ("hg"), whatever the kernel's mode
@@ -77,10 +65,9 @@ def test_a_tunable_set_by_the_operator_is_left_alone():
     assert after[1:] == [f"{HUGE_PAGES_TUNABLE}=0", "False"]  # malloc advised nothing, as asked
 
 
+@needs_huge_pages
 def test_other_tunables_are_kept_and_a_process_restarts_once():
     environ = with_huge_pages({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "PATH": "/usr/bin"})
-    if environ is None:
-        pytest.skip("no glibc, or transparent huge pages off")
     assert environ["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{HUGE_PAGES_TUNABLE}=1"
     assert with_huge_pages(environ) is None
     # a loader in secure mode drops GLIBC_TUNABLES: the mark alone keeps a second restart away
