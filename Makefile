@@ -29,6 +29,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest --durations=25
 
 bench: $(STAMP)
+	# the bench extra: the load generator's client (aiohttp), and flask for bench_peers.py's peer
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_stt.py
 	$(BIN)/python bench/bench_tts.py

@@ -9,13 +9,15 @@ pinned (every side gets every core the machine gives this process):
     against the machine's limit measured here: the same model in-process on all cores behind
     the same MicroBatcher (batches of 16, 5 ms), in the worker's own layout (instances x
     threads) and with every core as threads of one instance; the better is the limit
-    (ratio fleet / limit, target >= 0.8), in ``--vad-rounds`` rounds of limit then fleet with
-    the CPU the hypervisor stole during each; the median round counts
+    (ratio fleet / limit, target >= 0.8), in ``--vad-rounds`` rounds of limit then fleet, seconds
+    apart, with how the machine's CPU was spent during each (idle, stolen by the hypervisor);
+    the median round counts
   - both busy at once (TTS and VAD driven together): serve's overlapping shares against the
     machine divided one core per worker, the cost or gain of letting workers overlap
 
-Each side runs alone: piper's server is stopped before the fleet starts, and the in-process
-runs happen with no fleet up.
+Each side runs alone: piper's server is stopped before the fleet starts. For VAD, one fleet
+is started for every round and sits idle while the in-process limit runs (what its idle
+processes took of the machine then is printed: their heartbeats, about 1%).
 
     flock /tmp/bench.lock .venv/bin/python bench/bench_peers.py [--only tts|vad|both] [--requests 64] [--vad-requests 320] [--vad-rounds 3]
 """
@@ -37,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import yaml
-from harness import FIXTURES, ROOT, SENTENCES, Cores, CpuMeter, Result, StealMeter, drive, fleet, peer_environment
+from harness import FIXTURES, ROOT, SENTENCES, Cores, CpuMeter, MachineMeter, Result, drive, fleet, peer_environment
 
 from speechfleet.redis_server import free_port
 from speechmodels import ModelConfig, audio, load_model
@@ -168,26 +170,28 @@ def vad(requests: int, clients: int, rounds: int) -> None:
         return await http.post("/v1/audio/vad", content=payload, headers={"content-type": "application/json"})
 
     # rounds of limit then fleet: on a shared machine the neighbours' load moves both by a third
-    # between minutes, so each round's ratio compares sides measured minutes apart, and the
-    # median of the rounds is the figure
+    # between minutes, so each round compares sides measured seconds apart (one fleet, started
+    # once, idle while the limit runs), and the median of the rounds is the figure
     layouts = sorted({worker_layout, Parallelism(1, cores)}, key=str)
     ratios = []
-    for round_ in range(1, rounds + 1):
-        steal = StealMeter()
-        limits = [vad_in_process(entry, layout, requests, clients) for layout in layouts]
-        limit_steal, steal = steal.share(), StealMeter()
-        with fleet(default_configs(), Cores.choose(shared=True)) as (base, meter):
+    with fleet(default_configs(), Cores.choose(shared=True)) as (base, meter):
+        for round_ in range(1, rounds + 1):
+            machine, idle_started = MachineMeter(), time.perf_counter()
+            meter.start()
+            limits = [vad_in_process(entry, layout, requests, clients) for layout in layouts]
+            fleet_ms = sum(ms for name, ms in meter.per_request(1).items() if name != "this process")
+            idle_fleet = fleet_ms / 1000 / ((time.perf_counter() - idle_started) * cores)
+            during_limit, machine = f"{machine.describe()}, the idle fleet {idle_fleet:.1%}", MachineMeter()
             through_fleet = asyncio.run(drive(base, "speechfleet serve", send, requests, clients, meter))
-        fleet_steal = steal.share()
-        print(f"  round {round_} of {rounds}")
-        for result in (*limits, through_fleet):
-            print(result.line())
-        limit = max(limits, key=lambda result: result.rps)
-        ratios.append(through_fleet.rps / limit.rps)
-        print(f"  machine limit: {limit.rps:.1f} req/s ({limit.label}); the worker runs {worker_layout.instances} x "
-              f"{worker_layout.threads}; CPU stolen by the hypervisor: {limit_steal:.1%} during the limit, "
-              f"{fleet_steal:.1%} during the fleet")
-        print(f"  round {round_}: fleet / machine limit {ratios[-1]:5.2f}")
+            during_fleet = machine.describe()
+            print(f"  round {round_} of {rounds}")
+            for result in (*limits, through_fleet):
+                print(result.line())
+            limit = max(limits, key=lambda result: result.rps)
+            ratios.append(through_fleet.rps / limit.rps)
+            print(f"  machine limit: {limit.rps:.1f} req/s ({limit.label}); the worker runs {worker_layout.instances}"
+                  f" x {worker_layout.threads}; CPU during the limit: {during_limit}, during the fleet: {during_fleet}")
+            print(f"  round {round_}: fleet / machine limit {ratios[-1]:5.2f}")
     print(f"  fleet / machine limit, median of {rounds} round(s): {statistics.median(ratios):5.2f}   "
           f"(target >= 0.8; rounds {', '.join(f'{ratio:.2f}' for ratio in ratios)})\n")
 

@@ -6,8 +6,11 @@ without decoding; FFmpeg through PyAV covers the rest (M4A/AAC, WebM, ...).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,8 +156,34 @@ def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def _sound_file(data: bytes) -> Iterator[soundfile.SoundFile]:
+    """libsndfile reading ``data``, from an in-memory file descriptor where the OS has them (Linux).
+
+    From a Python file object libsndfile calls back into Python for each read it makes, dozens
+    per 10 s clip, and every callback retakes the GIL. In a worker, whose batching threads take
+    the GIL between model steps, each retake waits and switches context: a VAD worker switched
+    about 84 times per request in its pool threads. From a descriptor, libsndfile reads with
+    plain read() calls inside one C call that runs without the GIL.
+    """
+    if not hasattr(os, "memfd_create"):
+        with soundfile.SoundFile(io.BytesIO(data)) as file:
+            yield file
+        return
+    descriptor = os.memfd_create("speechfleet-audio", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view):]
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        with soundfile.SoundFile(descriptor, closefd=False) as file:
+            yield file
+    finally:
+        os.close(descriptor)
+
+
 def _decode_with_libsndfile(data: bytes, sample_rate: int, param: str, max_seconds: float | None) -> np.ndarray:
-    with soundfile.SoundFile(io.BytesIO(data)) as file:
+    with _sound_file(data) as file:
         output = _MonoResampler(file.samplerate, sample_rate, file.channels, param, max_seconds)
         for block in file.blocks(blocksize=DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True):
             output.add(block)

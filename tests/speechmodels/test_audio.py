@@ -1,4 +1,5 @@
 import io
+import os
 
 import av
 import numpy as np
@@ -13,6 +14,24 @@ def test_decodes_stereo_44k_flac_to_16k_mono():
     samples = audio.decode(fixture_audio("jfk.flac"), 16_000)
     assert samples.dtype == np.float32 and samples.ndim == 1
     assert len(samples) == pytest.approx(11.0 * 16_000, abs=16)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"),
+                    reason="decoding reads from a Python file object here")
+def test_decoding_from_a_descriptor_gives_the_file_objects_samples_and_keeps_no_descriptor(monkeypatch):
+    flac, wav = fixture_audio("jfk.flac"), fixture_audio("german_speech_8000.wav")
+    before = _open_descriptors()
+    from_descriptor = [audio.decode(data, 16_000) for data in (flac, wav)]
+    with pytest.raises(audio.AudioDecodeError):
+        audio.decode(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40), 16_000)  # fails inside libsndfile
+    assert _open_descriptors() == before
+    monkeypatch.delattr(os, "memfd_create")  # a system without in-memory files: a Python file object
+    for data, samples in zip((flac, wav), from_descriptor):
+        np.testing.assert_array_equal(audio.decode(data, 16_000), samples)
 
 
 def test_upsamples_8k_wav():
