@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: install run test bench clean
 
@@ -28,9 +29,12 @@ test: $(STAMP)
 	# the slowest tests named at the end, so a suite that grows shows where
 	$(BIN)/python -m pytest --durations=25
 
-bench: $(STAMP)
-	# the bench extra: the load generator's client (aiohttp), and flask for bench_peers.py's peer
+# the bench extra: the load generator's client (aiohttp), and flask for bench_peers.py's peer
+$(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_stt.py
 	$(BIN)/python bench/bench_tts.py

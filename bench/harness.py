@@ -12,6 +12,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import mimetypes  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -21,9 +22,8 @@ import time  # noqa: E402
 from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
-import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
@@ -35,6 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from speechfleet.memory import as_launched, restart_with_huge_pages, with_huge_pages  # noqa: E402
 from speechfleet.redis_server import free_port  # noqa: E402
+
+if TYPE_CHECKING:
+    import aiohttp  # the bench extra; imported where the load generator starts
 
 # as a worker does (speechfleet.memory): the in-process sides run on huge pages too, so a ratio
 # compares the fleet with them, not two allocator settings. What this process starts (serve, its
@@ -48,7 +51,6 @@ os.environ.update(_launched)
 def peer_environment() -> dict[str, str]:
     """For a peer's server started here: huge pages, as the in-process sides have them."""
     return with_huge_pages(os.environ) or dict(os.environ)
-
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,10 @@ class LoadResponse:
 
 
 class LoadClient:
-    """The load generator's HTTP client: aiohttp, for the fewest CPU cycles per request on the
-    cores it shares with the server it measures (posting a 10 s clip's 570 KB JSON body cost
-    httpx 3.0 ms of CPU, this client 0.7 ms), with the keyword arguments of httpx's ``post``
-    that the benchmarks use."""
+    """The load generator's HTTP client: aiohttp (the bench extra), for the fewest CPU cycles
+    per request on the cores it shares with the server it measures (posting a 10 s clip's
+    570 KB JSON body cost httpx 3.0 ms of CPU, this client 0.7 ms), with the keyword arguments
+    of httpx's ``post`` that the benchmarks use."""
 
     def __init__(self, session: aiohttp.ClientSession):
         self._session = session
@@ -79,14 +81,15 @@ class LoadClient:
     async def post(self, path: str, *, json: Any = None, content: bytes | None = None,
                    data: dict[str, str] | None = None, files: dict[str, tuple] | None = None,
                    headers: dict[str, str] | None = None) -> LoadResponse:
+        aiohttp = _aiohttp()
         body: Any = content
         if files is not None:  # multipart, as httpx builds it from data= and files=
             form = aiohttp.FormData()
             for name, value in (data or {}).items():
                 form.add_field(name, str(value))
             for name, (filename, payload, *content_type) in files.items():
-                form.add_field(name, payload, filename=filename,
-                               content_type=content_type[0] if content_type else "application/octet-stream")
+                guessed = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+                form.add_field(name, payload, filename=filename, content_type=content_type[0] if content_type else guessed)
             body = form
         elif data is not None:
             body = aiohttp.FormData(data)
@@ -99,6 +102,15 @@ class LoadClient:
 
 
 Send = Callable[[LoadClient, int], Awaitable[LoadResponse]]
+
+
+def _aiohttp():
+    try:
+        import aiohttp
+    except ImportError:
+        raise SystemExit("the load generator needs the bench extra: "
+                         ".venv/bin/pip install -c constraints.txt -e '.[bench]' (make bench installs it)") from None
+    return aiohttp
 
 
 @dataclass
@@ -239,8 +251,11 @@ async def drive(base: str, label: str, send: Send, requests: int, clients: int, 
     latencies: list[float] = []
     errors = 0
     counter = iter(range(requests))
-    async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=clients),
-                                     timeout=aiohttp.ClientTimeout(total=300)) as session:
+    aiohttp = _aiohttp()
+    # httpx's timeout=300 was per phase (connect, each read); a warm-up larger than the
+    # connection limit queues for a connection without a total budget running out
+    timeout = aiohttp.ClientTimeout(total=None, connect=300, sock_read=300)
+    async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=clients), timeout=timeout) as session:
         http = LoadClient(session)
 
         async def client() -> None:

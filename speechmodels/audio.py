@@ -158,7 +158,7 @@ def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
 
 @contextlib.contextmanager
 def _sound_file(data: bytes) -> Iterator[soundfile.SoundFile]:
-    """libsndfile reading ``data``, from an in-memory file descriptor where the OS has them (Linux).
+    """libsndfile reading ``data``, from an in-memory file descriptor where the OS gives one (Linux).
 
     From a Python file object libsndfile calls back into Python for each read it makes, dozens
     per 10 s clip, and every callback retakes the GIL. In a worker, whose batching threads take
@@ -166,20 +166,37 @@ def _sound_file(data: bytes) -> Iterator[soundfile.SoundFile]:
     about 84 times per request in its pool threads. From a descriptor, libsndfile reads with
     plain read() calls inside one C call that runs without the GIL.
     """
-    if not hasattr(os, "memfd_create"):
+    descriptor = _memory_file(data)
+    if descriptor is None:
         with soundfile.SoundFile(io.BytesIO(data)) as file:
             yield file
         return
-    descriptor = os.memfd_create("speechfleet-audio", os.MFD_CLOEXEC)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view):]
-        os.lseek(descriptor, 0, os.SEEK_SET)
         with soundfile.SoundFile(descriptor, closefd=False) as file:
             yield file
     finally:
         os.close(descriptor)
+
+
+def _memory_file(data: bytes) -> int | None:
+    """A descriptor of an in-memory file holding ``data``, read from its start; None where there
+    is none to be had (no ``memfd_create``, a sandbox that refuses it, no descriptors or memory
+    left): then a Python file object does, slower but the same."""
+    if not hasattr(os, "memfd_create"):
+        return None
+    try:
+        descriptor = os.memfd_create("speechfleet-audio", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(descriptor, view):]
+        os.lseek(descriptor, 0, os.SEEK_SET)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def _decode_with_libsndfile(data: bytes, sample_rate: int, param: str, max_seconds: float | None) -> np.ndarray:

@@ -22,16 +22,33 @@ def _open_descriptors() -> int:
 
 @pytest.mark.skipif(not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"),
                     reason="decoding reads from a Python file object here")
-def test_decoding_from_a_descriptor_gives_the_file_objects_samples_and_keeps_no_descriptor(monkeypatch):
+def test_decoding_reads_an_in_memory_file_and_keeps_no_descriptor(monkeypatch):
     flac, wav = fixture_audio("jfk.flac"), fixture_audio("german_speech_8000.wav")
+    made = []
+    real_memfd_create = os.memfd_create
+
+    def counted_memfd_create(*args):
+        made.append(real_memfd_create(*args))
+        return made[-1]
+
+    def refused_memfd_create(*args):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "memfd_create", counted_memfd_create)
     before = _open_descriptors()
     from_descriptor = [audio.decode(data, 16_000) for data in (flac, wav)]
     with pytest.raises(audio.AudioDecodeError):
-        audio.decode(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40), 16_000)  # fails inside libsndfile
-    assert _open_descriptors() == before
-    monkeypatch.delattr(os, "memfd_create")  # a system without in-memory files: a Python file object
+        audio.decode(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40), 16_000)  # refused by libsndfile
+    with pytest.raises(audio.AudioTooLongError):
+        audio.decode(flac, 16_000, max_seconds=2)  # stopped while decoding
+    assert len(made) >= 4 and _open_descriptors() == before
+    # where the system refuses in-memory files (seccomp, no descriptors left), a Python file
+    # object reads the same samples
+    monkeypatch.setattr(os, "memfd_create", refused_memfd_create)
     for data, samples in zip((flac, wav), from_descriptor):
         np.testing.assert_array_equal(audio.decode(data, 16_000), samples)
+    monkeypatch.delattr(os, "memfd_create")  # a system without them
+    np.testing.assert_array_equal(audio.decode(wav, 16_000), from_descriptor[1])
 
 
 def test_upsamples_8k_wav():
