@@ -100,11 +100,11 @@ class Fleet:
 
     def start_worker(self, models: str, name: str | None = None) -> subprocess.Popen:
         """A worker process for ``models`` (comma-separated), known as ``name`` (default: models)."""
-        self.workers[name or models] = self._cli(name or models, "worker", "--models", models, "--loglevel", "WARNING")
+        self.workers[name or models] = self._cli(name or models, "worker", "--models", models)
         return self.workers[name or models]
 
     def start_webhook_worker(self) -> subprocess.Popen:
-        self.workers["webhooks"] = self._cli("webhooks", "worker", "--webhooks", "--loglevel", "WARNING")
+        self.workers["webhooks"] = self._cli("webhooks", "worker", "--webhooks")
         return self.workers["webhooks"]
 
     def start_api(self) -> None:
