@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="TTS clients")
     parser.add_argument("--vad-requests", type=int, default=320)
     parser.add_argument("--vad-clients", type=int, default=32)
-    parser.add_argument("--vad-rounds", type=int, default=3, help="limit-then-fleet rounds; the median ratio counts")
+    parser.add_argument("--vad-rounds", type=int, default=3, help="rounds of limit and fleet, in turns; the median ratio counts")
     args = parser.parse_args()
     if args.vad_rounds < 1:
         parser.error("--vad-rounds must be at least 1")

@@ -59,11 +59,6 @@ class LoadResponse:
 
     status_code: int
     content: bytes
-    headers: dict[str, str]
-
-    @property
-    def text(self) -> str:
-        return self.content.decode(errors="replace")
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -77,14 +72,14 @@ class LoadClient:
 
     def __init__(self, session: aiohttp.ClientSession):
         self._session = session
+        self._form = _aiohttp().FormData
 
     async def post(self, path: str, *, json: Any = None, content: bytes | None = None,
                    data: dict[str, str] | None = None, files: dict[str, tuple] | None = None,
                    headers: dict[str, str] | None = None) -> LoadResponse:
-        aiohttp = _aiohttp()
         body: Any = content
         if files is not None:  # multipart, as httpx builds it from data= and files=
-            form = aiohttp.FormData()
+            form = self._form()
             for name, value in (data or {}).items():
                 form.add_field(name, str(value))
             for name, (filename, payload, *content_type) in files.items():
@@ -92,13 +87,9 @@ class LoadClient:
                 form.add_field(name, payload, filename=filename, content_type=content_type[0] if content_type else guessed)
             body = form
         elif data is not None:
-            body = aiohttp.FormData(data)
+            body = self._form(data)
         async with self._session.post(path, json=json, data=body, headers=headers) as response:
-            return LoadResponse(response.status, await response.read(), dict(response.headers))
-
-    async def get(self, path: str) -> LoadResponse:
-        async with self._session.get(path) as response:
-            return LoadResponse(response.status, await response.read(), dict(response.headers))
+            return LoadResponse(response.status, await response.read())
 
 
 Send = Callable[[LoadClient, int], Awaitable[LoadResponse]]
@@ -198,21 +189,16 @@ class MachineMeter:
     def __init__(self) -> None:
         self._start = psutil.cpu_times()
 
-    def _share(self, field: str) -> float:
+    def describe(self) -> str:
         now = psutil.cpu_times()
         # user .. steal: the guest times are already inside user
         total = sum(now[:8]) - sum(self._start[:8])
-        spent = getattr(now, field, 0.0) - getattr(self._start, field, 0.0)  # steal: Linux only
-        return spent / total if total > 0 else 0.0
 
-    def steal(self) -> float:
-        return self._share("steal")
+        def share(field: str) -> float:
+            spent = getattr(now, field, 0.0) - getattr(self._start, field, 0.0)  # steal: Linux only
+            return spent / total if total > 0 else 0.0
 
-    def idle(self) -> float:
-        return self._share("idle")
-
-    def describe(self) -> str:
-        return f"{self.idle():.0%} idle, {self.steal():.1%} stolen"
+        return f"{share('idle'):.0%} idle, {share('steal'):.1%} stolen"
 
 
 @contextlib.contextmanager

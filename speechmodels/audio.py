@@ -167,15 +167,12 @@ def _sound_file(data: bytes) -> Iterator[soundfile.SoundFile]:
     plain read() calls inside one C call that runs without the GIL.
     """
     descriptor = _memory_file(data)
-    if descriptor is None:
-        with soundfile.SoundFile(io.BytesIO(data)) as file:
-            yield file
-        return
     try:
-        with soundfile.SoundFile(descriptor, closefd=False) as file:
+        with soundfile.SoundFile(io.BytesIO(data) if descriptor is None else descriptor, closefd=False) as file:
             yield file
     finally:
-        os.close(descriptor)
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def _memory_file(data: bytes) -> int | None:
