@@ -8,6 +8,14 @@ so the process shrinks again once a burst of large requests or inputs has passed
 Not lower: at 1 MB every torch activation was mmapped and zero-filled afresh, and speaker
 embeddings through the fleet fell from 104 to 83 requests/s (bench/bench_fleet.py).
 
+Fixing the mmap threshold also freezes glibc's trim threshold at 128 kB, where its own dynamic
+rule keeps it at twice the mmap threshold: then freeing a request's buffers (a 10 s clip is a
+441 kB body and a 640 kB decoded array) handed the top of the heap back at once, and the next
+request faulted it in again. Measured (VAD worker, 10 s clips, 32 clients): 180-260 page faults
+per request, 2-5 a request with the trim threshold at twice the mmap threshold, as glibc would
+have it. What stays with the process is bounded by that: at most 32 MB free at the top of each
+malloc arena.
+
 Every mmapped block is faulted in page by page when first touched, and on a virtual machine a
 fault is dear. A worker re-executes itself with glibc's ``glibc.malloc.hugetlb=1`` tunable
 (read by the loader at start only), which asks for transparent huge pages on what malloc maps:
@@ -27,8 +35,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024  # blocks of 16 MB and more: request bodies, long decoded inputs
+TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES  # glibc's own rule, which a fixed mmap threshold switches off
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb"
 #: set by a restart onto huge pages: what GLIBC_TUNABLES was before it ("" when unset)
 RESTARTED_FROM = "SPEECHFLEET_GLIBC_TUNABLES_BEFORE"
@@ -36,13 +45,15 @@ TRANSPARENT_HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def return_large_blocks() -> bool:
-    """Fix glibc's mmap threshold for this process; False where there is no glibc."""
+    """Fix glibc's mmap threshold for this process, and its trim threshold at twice that; False
+    where there is no glibc."""
     name = ctypes.util.find_library("c")
     if name is None:
         return False
     try:
         libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) \
+            and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
     except (OSError, AttributeError):
         return False
 
