@@ -3,7 +3,8 @@
 The network is a streaming model: 512-sample windows at 16 kHz, each preceded by the last
 64 samples of the previous window, with a (2, batch, 128) recurrent state. A micro-batch is
 run as one stream of batched steps: items sorted longest first, so the items still running
-at any step are a prefix of the batch and the state is simply sliced.
+at any step are a prefix of the batch and the state is simply sliced. The steps run inside
+onnxruntime (``scan``): one session run per stretch of steps, not one per window.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from speechmodels import audio
 from speechmodels.base import SpeechModel, validate_params
 from speechmodels.config import ModelConfig
+from speechmodels.families.silero_vad.scan import scanned_graph
 from speechmodels.families.silero_vad.segments import SegmentRules, speech_segments
 from speechmodels.onnx import open_session
 from speechmodels.vad import VADParams, VoiceActivity
@@ -26,6 +28,8 @@ SAMPLE_RATE = 16_000
 WINDOW = 512
 CONTEXT = 64
 STATE_SIZE = 128
+#: windows per session run (8 s of audio): a run's frames are copied out, 4.7 MB for a batch of 16
+MAX_STEPS_PER_RUN = 256
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class SileroVAD(SpeechModel):
         # package layout: silero_vad/data/silero_vad.onnx; HF layouts keep it under files/ or onnx/
         onnx_file = find_file(root, "silero_vad.onnx", "data/silero_vad.onnx", "files/silero_vad.onnx",
                               "onnx/silero_vad.onnx", pattern="silero_vad.onnx")
-        session = open_session(onnx_file, config, device)
+        session = open_session(scanned_graph(onnx_file, CONTEXT + WINDOW, STATE_SIZE, SAMPLE_RATE), config, device)
         return cls(config, device, session)
 
     def prepare(self, request: Mapping[str, Any]) -> _Item:
@@ -70,27 +74,27 @@ class SileroVAD(SpeechModel):
         """Per-window speech probability for each 16 kHz stream, all run in one batched pass."""
         n_windows = [max(1, -(-len(samples) // WINDOW)) for samples in streams]
         order = sorted(range(len(streams)), key=lambda index: -n_windows[index])
-        longest = n_windows[order[0]]
-        padded = np.zeros((len(streams), longest * WINDOW), dtype=np.float32)
-        for row, index in enumerate(order):
-            padded[row, : len(streams[index])] = streams[index]
-        state = np.zeros((2, len(streams), STATE_SIZE), dtype=np.float32)
-        context = np.zeros((len(streams), CONTEXT), dtype=np.float32)
-        probabilities = np.zeros((len(streams), longest), dtype=np.float32)
         sorted_windows = [n_windows[index] for index in order]
-        sample_rate = np.array(SAMPLE_RATE, dtype=np.int64)
-        active = len(streams)
-        for step in range(longest):
-            while sorted_windows[active - 1] <= step:  # the shortest items have finished
-                active -= 1
-            chunk = padded[:active, step * WINDOW : (step + 1) * WINDOW]
-            frame = np.concatenate([context[:active], chunk], axis=1)
-            output, new_state = self._session.run(
-                None, {"input": frame, "state": state[:, :active], "sr": sample_rate}
-            )
-            state[:, :active] = new_state
-            context[:active] = chunk[:, -CONTEXT:]
-            probabilities[:active, step] = output[:, 0]
+        longest = sorted_windows[0]
+        # each window is fed with the last CONTEXT samples before it (zeros before the start)
+        padded = np.zeros((len(streams), CONTEXT + longest * WINDOW), dtype=np.float32)
+        for row, index in enumerate(order):
+            padded[row, CONTEXT : CONTEXT + len(streams[index])] = streams[index]
+        state = np.zeros((2, len(streams), STATE_SIZE), dtype=np.float32)
+        probabilities = np.zeros((len(streams), longest), dtype=np.float32)
+        step = 0
+        while step < longest:
+            # the items still running are a prefix (longest first); one run per stretch of steps in
+            # which that prefix stays the same, at most MAX_STEPS_PER_RUN steps
+            active = sum(1 for windows in sorted_windows if windows > step)
+            end = min(sorted_windows[active - 1], step + MAX_STEPS_PER_RUN)
+            span = padded[:active, step * WINDOW : end * WINDOW + CONTEXT]
+            frames = np.lib.stride_tricks.sliding_window_view(span, CONTEXT + WINDOW, axis=1)[:, ::WINDOW]
+            final_state, output = self._session.run(
+                None, {"state0": state[:, :active], "frames": np.ascontiguousarray(frames.transpose(1, 0, 2))})
+            state[:, :active] = final_state
+            probabilities[:active, step:end] = output[:, :, 0].T
+            step = end
         result: list[np.ndarray] = [np.empty(0)] * len(streams)
         for row, index in enumerate(order):
             result[index] = probabilities[row, : n_windows[index]]

@@ -40,6 +40,32 @@ def test_matches_the_silero_reference_implementation(vad):
         torch.set_num_threads(threads)  # importing silero_vad sets it to 1 process-wide
 
 
+def test_scanned_windows_give_the_probabilities_of_silero_stepping_window_by_window(vad):
+    """One session run per stretch of windows (``scan``) against Silero's own wrapper fed one
+    512-sample window at a time; clips of unequal lengths, the longest over one run's steps."""
+    import torch
+    from silero_vad import load_silero_vad
+
+    from speechmodels import audio
+    from speechmodels.families.silero_vad.model import MAX_STEPS_PER_RUN, WINDOW
+
+    threads = torch.get_num_threads()
+    reference = load_silero_vad(onnx=True)
+    try:
+        names = ["cmu_arctic_us_aew_a0001.wav", "jfk.flac", "noise_exercise_bike.wav"]
+        streams = [audio.decode(fixture_audio(name), 16_000) for name in names]
+        assert max(len(samples) for samples in streams) > MAX_STEPS_PER_RUN * WINDOW
+        ours = vad.speech_probabilities(streams)
+        for name, samples, probabilities in zip(names, streams, ours):
+            reference.reset_states()
+            padded = np.pad(samples, (0, -len(samples) % WINDOW))
+            expected = [float(reference(torch.from_numpy(padded[start : start + WINDOW]), 16_000))
+                        for start in range(0, len(padded), WINDOW)]
+            np.testing.assert_allclose(probabilities, expected, atol=1e-5, err_msg=name)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_batched_call_equals_one_by_one(vad):
     names = ["jfk.flac", "cmu_arctic_us_aew_a0001.wav", "noise_exercise_bike.wav", "cmu_arctic_us_axb_a0005.wav"]
     items = [vad.prepare({"audio": fixture_audio(name), "get_timestamps": True}) for name in names]
