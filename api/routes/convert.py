@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from api.audio_input import read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.filters import filter_steps
+from api.json_requests import OrjsonRoute
 from api.protocol.common import AudioOutputOptions, DataEnvelope
 from api.protocol.convert import AudioConvertRequest
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
@@ -15,7 +16,7 @@ from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
 from speechmodels.registry import AUDIO_CONVERSION
 
-router = APIRouter(tags=["audio conversion"])
+router = APIRouter(tags=["audio conversion"], route_class=OrjsonRoute)
 
 
 @router.post("/v1/audio/convert", response_model=DataEnvelope, responses={**ERROR_RESPONSES, **ASYNC_RESPONSE})

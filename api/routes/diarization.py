@@ -12,6 +12,7 @@ from api.audio_input import check_audio, read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError, ErrorResponse
 from api.forms import invalid_request, read_form
+from api.json_requests import OrjsonRoute
 from api.protocol.diarization import DiarizationOptions, DiarizationRequest, DiarizationResponse
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from jobcontract.payload import JobInput
@@ -19,7 +20,7 @@ from jobcontract.plan import JobPlan
 from speechmodels.diarization import KNOWN_REFERENCE_SECONDS
 from speechmodels.registry import DIARIZATION
 
-router = APIRouter(tags=["diarization"])
+router = APIRouter(tags=["diarization"], route_class=OrjsonRoute)
 _RESPONSES = {**ERROR_RESPONSES, **ASYNC_RESPONSE,
               415: {"model": ErrorResponse, "description": "neither multipart/form-data nor application/json"}}
 _LISTS = ("known_speaker_names", "known_speaker_references")

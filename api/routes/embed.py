@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.audio_input import read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
+from api.json_requests import OrjsonRoute
 from api.protocol.common import DataEnvelope
 from api.protocol.embed import EmbedSpeakerRequest
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
@@ -13,7 +14,7 @@ from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
 from speechmodels.registry import SPEAKER_EMBEDDING
 
-router = APIRouter(tags=["speaker embedding"])
+router = APIRouter(tags=["speaker embedding"], route_class=OrjsonRoute)
 
 
 @router.post("/v1/embed/speaker", response_model=DataEnvelope, responses={**ERROR_RESPONSES, **ASYNC_RESPONSE})

@@ -16,6 +16,7 @@ from api.audio_input import read_audio, read_embedding, read_vad_segments
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_steps
+from api.json_requests import OrjsonRoute
 from api.protocol.common import DataEnvelope
 from api.protocol.speech import (
     OPENAI_STOCK_VOICES,
@@ -34,7 +35,7 @@ from speechmodels.encoding import AUDIO_FORMATS
 from speechmodels.registry import SPEECH_SYNTHESIS
 from speechmodels.tts import split_sentences
 
-router = APIRouter(tags=["text to speech"])
+router = APIRouter(tags=["text to speech"], route_class=OrjsonRoute)
 
 _AUDIO_RESPONSES = {200: {"content": {fmt.content_type: {} for fmt in AUDIO_FORMATS.values()},
                           "model": DataEnvelope,

@@ -11,6 +11,7 @@ from api.audio_input import check_audio, read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError, ErrorResponse
 from api.forms import invalid_request, read_form
+from api.json_requests import OrjsonRoute
 from api.protocol.transcription import HSETranscriptionRequest, OpenAITranscriptionForm
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from api.transcription_stream import stream_transcription
@@ -19,7 +20,7 @@ from jobcontract.plan import JobPlan
 from speechmodels.diarization import KNOWN_REFERENCE_SECONDS
 from speechmodels.registry import DIARIZATION, SPEAKER_ATTRIBUTION, TRANSCRIPTION
 
-router = APIRouter(tags=["speech to text"])
+router = APIRouter(tags=["speech to text"], route_class=OrjsonRoute)
 # OpenAI response formats that show only the text, not when it was said
 SEGMENTLESS_FORMATS = ("json", "text")
 

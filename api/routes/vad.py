@@ -6,13 +6,14 @@ from fastapi import APIRouter
 
 from api.audio_input import read_audio
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
+from api.json_requests import OrjsonRoute
 from api.protocol.vad import VADRequest, VADResponse
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
 from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
 from speechmodels.registry import TRANSCRIPTION, VAD
 
-router = APIRouter(tags=["voice activity detection"])
+router = APIRouter(tags=["voice activity detection"], route_class=OrjsonRoute)
 
 
 @router.post("/v1/audio/vad", response_model=VADResponse, responses={**ERROR_RESPONSES, **ASYNC_RESPONSE})

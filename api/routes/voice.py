@@ -11,6 +11,7 @@ from api.audio_input import read_audio, read_embedding, read_vad_segments
 from api.deps import CatalogDep, DispatcherDep, PreferenceDep, SettingsDep
 from api.errors import APIError
 from api.filters import filter_steps
+from api.json_requests import OrjsonRoute
 from api.protocol.common import AudioOutputOptions, DataEnvelope
 from api.protocol.voice import ConversionOptions, VoiceConvertRequest
 from api.routes.common import ASYNC_RESPONSE, ERROR_RESPONSES, run_job
@@ -18,7 +19,7 @@ from jobcontract.payload import JobInput
 from jobcontract.plan import JobPlan
 from speechmodels.registry import VOICE_CONVERSION
 
-router = APIRouter(tags=["voice conversion"])
+router = APIRouter(tags=["voice conversion"], route_class=OrjsonRoute)
 
 
 @router.post("/v1/voice/convert", response_model=DataEnvelope, responses={**ERROR_RESPONSES, **ASYNC_RESPONSE})

@@ -29,6 +29,7 @@ from api.deps import CatalogDep, DispatcherDep, SettingsDep, tenant
 from api.dispatch import JobDispatcher, Preference, finished_job_body
 from api.errors import APIError, ErrorResponse, not_found
 from api.forms import invalid_request
+from api.json_requests import OrjsonRoute
 from api.protocol.speech import SpeechRequest
 from api.protocol.voices import (
     AudioModelEntry,
@@ -48,7 +49,7 @@ from speechmodels import audio as audio_io
 from speechmodels.registry import SPEAKER_EMBEDDING, SPEECH_SYNTHESIS
 from speechmodels.toolchains import TOOLCHAINS
 
-router = APIRouter(tags=["voices"])
+router = APIRouter(tags=["voices"], route_class=OrjsonRoute)
 PUBLIC_TENANT = "public"  # who owns voices on a server without API keys
 VOICE_ID_PREFIX = "voice_"
 
