@@ -9,7 +9,6 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,6 +18,7 @@ from fastapi import Response
 
 from api.errors import APIError, unavailable
 from api.events import JobEvents
+from api.job_sender import JobSender
 from api.rendering import RENDERERS
 from jobcontract import tracing
 from jobcontract.async_store import AsyncJobStore
@@ -30,7 +30,7 @@ from jobcontract.plan import JobPlan
 from jobcontract.priorities import PRIORITIES, queue_keys
 from jobcontract.record import QUEUED, JobRecord
 from jobcontract.settings import APISettings
-from workers.canvas import enqueue_delivery, send_job
+from workers.canvas import enqueue_delivery
 
 #: how long a submit trusts a model's last "it has a live consumer" (see ``has_live_consumer``)
 LIVE_CONSUMER_CACHE_S = 0.5
@@ -77,6 +77,7 @@ class JobDispatcher:
         #: models whose jobs are queued while no worker serves them (``scale_from_zero`` in config.yml)
         self._scale_from_zero = scale_from_zero
         self._celery = celery
+        self._sender = JobSender(celery, settings.jobs_per_message)
         self._store = store
         self._events = events
         self._settings = settings
@@ -138,8 +139,7 @@ class JobDispatcher:
             record = await self._accept(job_id, plan, job_input, preference, render, callback_url, done_steps)
             waiter = None if preference.respond_async else self._events.register(record.id)
             try:
-                await to_thread.run_sync(partial(send_job, self._celery, record.id, plan, preference.priority,
-                                                 record.trace))
+                await self._sender.send(record.id, plan, preference.priority, record.trace)
             except BaseException:  # the send failed, or the client went away mid-send
                 if waiter is not None:
                     self._events.unregister(record.id, waiter)

@@ -16,6 +16,8 @@ HISTOGRAMS = {  # name -> (help, buckets)
     "queue_wait_seconds": ("time from acceptance to a worker starting the job", SECONDS_BUCKETS),
     "inference_seconds": ("duration of the batched model call a job was part of", SECONDS_BUCKETS),
     "real_time_factor": ("a job's share of its batch's compute time per second of its audio", RTF_BUCKETS),
+    "jobs_per_message": ("one-step jobs that came to a worker in one message (workers.canvas.send_one_step_jobs)",
+                         BATCH_BUCKETS),
     # reported by the model families themselves (``SpeechModel.observe``): Whisper's window packing
     "stt_requests_per_window": ("requests whose speech shared one 30 s Whisper window", BATCH_BUCKETS),
     "stt_chunks_decoded_again": ("chunks of one shared Whisper window decoded again (it did not split cleanly)",

@@ -5,6 +5,8 @@ from celery import Celery, signals
 
 #: one job step (any model, any capability); args: job id, step index in the job's plan
 STEP_TASK = "speechfleet.step"
+#: the first (only) steps of several one-step jobs of one model, sent as one message; args: job ids
+STEP_GROUP_TASK = "speechfleet.steps"
 #: the task names of the message format before job plans (one job step per model call,
 #: described by the message itself); such a message fails its job with a clear error
 FORMER_STEP_TASKS = ("speechfleet.infer", "speechfleet.join")

@@ -30,23 +30,23 @@ from jobcontract.plan import JobPlan, PlanFormatError
 from jobcontract.priorities import queue_keys
 from jobcontract.record import TERMINAL
 from speechmodels.config import queue_for
-from workers.canvas import job_id_of_task, send_job
+from workers.canvas import job_ids_of_task, send_job
 from workers.periodic import Periodic
 
 UNACKED_KEY = "unacked"  # kombu's Redis transport default
 SCAN_LIMIT = 500
 
 
-def _message_job_id(raw: str) -> str | None:
+def _message_job_ids(raw: str) -> list[str]:
     try:
         message = json.loads(raw)
     except (TypeError, ValueError):
-        return None
+        return []
     if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
         message = message[0] if message else {}
     headers = message.get("headers") if isinstance(message, dict) else None
     task_id = headers.get("id") if isinstance(headers, dict) else None
-    return job_id_of_task(task_id) if isinstance(task_id, str) else None
+    return job_ids_of_task(task_id) if isinstance(task_id, str) else []
 
 
 class LostJobSweeper:
@@ -105,6 +105,8 @@ class LostJobSweeper:
         ids = set()
         for model in models:
             for key in queue_keys(queue_for(model)):
-                ids.update(filter(None, map(_message_job_id, self._client.lrange(key, 0, -1))))
-        ids.update(filter(None, map(_message_job_id, self._client.hvals(UNACKED_KEY))))
+                for raw in self._client.lrange(key, 0, -1):
+                    ids.update(_message_job_ids(raw))
+        for raw in self._client.hvals(UNACKED_KEY):
+            ids.update(_message_job_ids(raw))
         return ids

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -35,7 +36,7 @@ from speechmodels import InputError
 from workers import runtime
 from workers.batcher import BatcherClosed, BatchStats
 from workers.canvas import enqueue_delivery
-from workers.celery_app import FORMER_STEP_TASKS, STEP_TASK, app
+from workers.celery_app import FORMER_STEP_TASKS, STEP_GROUP_TASK, STEP_TASK, app
 from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -75,63 +76,172 @@ class StepRun:
     submitted_at: float | None = None  # wall clock, when the item went to the batcher
 
 
+@dataclass
+class _Opened:
+    """A step marked running, with what its run needs (read in the same round trips)."""
+
+    job_id: str
+    index: int
+    step: PlanStep
+    plan: JobPlan
+    info: dict  # the step's progress, recorded on the job when it ends
+    raw_input: bytes | None  # the job's stored input; None once expired
+    callback: bool  # whether the job asked for a webhook
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    """An inference step's item, handed to the model's batcher."""
+
+    future: Future
+    item: Any
+    submitted_at: float  # wall clock
+
+
 @app.task(name=STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(JobFailed,))
 def run_step(self: Task, job_id: str, index: int):
+    return _run_step(self, job_store(), job_id, index, lone_message=True)
+
+
+@app.task(name=STEP_GROUP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_steps(self: Task, job_ids: list[str]) -> None:
+    """The steps of several one-step jobs of one model, from one message
+    (``workers.canvas.send_one_step_jobs``): every job is marked running and handed to the
+    batcher before any is waited on, so they share batches, and each ends as soon as its own
+    output is ready. A job's failure ends that job only; the message is acked once all have
+    ended (a worker killed before that leaves it to claim recovery, and a redelivery skips the
+    jobs that had ended)."""
     store = job_store()
+    planned: list[tuple[str, JobPlan, bool]] = []
+    for job_id in job_ids:  # all read before any starts: a model this worker lacks puts the message back whole
+        with suppress(JobFailed):
+            read = _read_plan(self, store, job_id, 0)
+            if read is not None:
+                planned.append((job_id, *read))
+    started: list[_Opened] = []
+    for job_id, plan, callback in planned:
+        if not plan.is_last(0):  # never sent this way; run as a step of its own
+            with suppress(JobFailed):
+                _run_step(self, store, job_id, 0, lone_message=False)
+            continue
+        opened = _begin(self, store, job_id, 0, plan, callback)
+        if opened is not None:
+            opened.info["message_jobs"] = len(job_ids)
+            started.append(opened)
+    waiting: dict[Future, tuple[_Opened, JobInput, _Submitted]] = {}
+    for opened in started:  # one after the other, inside the batcher's wait for a batch to fill
+        with suppress(JobFailed):
+            job_input, submitted = _guarded(store, opened, partial(_decode_and_submit, store, opened))
+            waiting[submitted.future] = (opened, job_input, submitted)
+    if planned:
+        metrics().observations(planned[0][1].steps[0].model, {"jobs_per_message": [len(job_ids)]})
+    timeout_s = worker_settings().model_timeout_s
+    try:
+        for future in as_completed(list(waiting), timeout=timeout_s):
+            _end_submitted(store, *waiting.pop(future), timeout_s=0)
+    except FutureTimeout:  # bounded like a lone step: what has not finished by now fails
+        for opened, job_input, submitted in waiting.values():
+            _end_submitted(store, opened, job_input, submitted, timeout_s=0)
+
+
+def _run_step(task: Task, store: JobStore, job_id: str, index: int, lone_message: bool) -> Any:
+    """One step; ``lone_message``: its own message (a one-step job's counts as one job per message)."""
+    read = _read_plan(task, store, job_id, index)
+    if read is None:
+        return None
+    plan, callback = read
+    if lone_message and len(plan.steps) == 1:
+        metrics().observations(plan.steps[0].model, {"jobs_per_message": [1]})
+    if not plan.is_last(index) and store.has_step_output(job_id, index):
+        return index  # done by an earlier delivery of this step (a resent job)
+    opened = _begin(task, store, job_id, index, plan, callback)
+    if opened is None:
+        return None
+    with _step_span(opened) as span:
+        def run() -> tuple[JobInput, StepRun]:
+            if opened.step.is_join:
+                return _job_input(opened), _join(store, job_id, opened.step)
+            job_input, submitted = _decode_and_submit(store, opened)
+            return job_input, _collect(opened.step, submitted, worker_settings().model_timeout_s)
+
+        job_input, run = _guarded(store, opened, run)
+        return _complete(store, opened, span, job_input, run)
+
+
+def _read_plan(task: Task, store: JobStore, job_id: str, index: int) -> tuple[JobPlan, bool] | None:
+    """The job's plan and whether it asked for a callback; None when the job has no record.
+    A step for a model this worker does not serve goes back to the queue (``Reject``)."""
     try:
         plan, callback = store.plan_and_callback(job_id)
     except PlanFormatError as exc:
-        _fail(store, job_id, index, _step_info(self, PlanStep("?", "?", "?"), ""), _outdated(str(exc)))
+        _fail(store, job_id, index, _step_info(task, PlanStep("?", "?", "?"), ""), _outdated(str(exc)))
         raise JobFailed(str(exc)) from None
     if plan is None:
         logger.info("job {} has no record (expired or never accepted); skipping step {}", job_id, index)
         return None
-    step = plan.steps[index]
-    served = runtime.SERVED.get(step.model)
-    if served is None:
+    model = plan.steps[index].model
+    if model not in runtime.SERVED:
         # misrouted (a worker that does not hold this model): put it back for one that does
-        raise Reject(f"model {step.model!r} is not served by this worker", requeue=True)
-    last = plan.is_last(index)
-    if not last and store.has_step_output(job_id, index):
-        return index  # done by an earlier delivery of this step (a resent job)
-    begun = _begin(self, store, job_id, index, step, served.config.queue, callback)
-    if begun is None:
-        return None
-    info, raw_input = begun
-    with _step_span(job_id, index, step, plan, info) as span:
-        return _run_begun(store, job_id, index, step, plan, info, span, raw_input, callback)
+        raise Reject(f"model {model!r} is not served by this worker", requeue=True)
+    return plan, callback
 
 
-def _run_begun(store: JobStore, job_id: str, index: int, step: PlanStep, plan: JobPlan, info: dict,
-               span: Span | None, raw_input: bytes | None, callback: bool) -> Any:
-    """A step marked running: its model call (or join), then its output kept or the job ended.
-    ``raw_input``: the job's stored input, read with the start; ``callback``: whether the job
-    asked for one (read with the plan)."""
-    last = plan.is_last(index)
-    declared = capability(step.capability)
+def _guarded(store: JobStore, opened: _Opened, action: Callable[[], Any]) -> Any:
+    """``action()``, part of a running step; a failure ends the step's job with its error
+    (and raises ``JobFailed``, so Celery sees the task fail too)."""
     try:
-        job_input = JobInput.decode(raw_input) if raw_input is not None else None
-        if job_input is None:
-            raise StepError(JobError("the job's input has expired", reason="input_expired", status=500))
-        run = _join(store, job_id, step) if step.is_join else _infer(store, job_id, job_input, step)
-        if plan.joins_in_place(index) and declared.join is not None:
-            # a job of one part has no join step: its audio is the joined one all the same (faded edges)
-            run = replace(run, output=declared.join([run.output]))
-        encoded = declared.encode(run.output, job_input) if last else declared.pack(run.output)
+        return action()
     except BatcherClosed:
         # the worker is shutting down: the step goes back to the queue for another worker
-        raise Reject(f"worker shutting down before job {job_id} ran", requeue=True) from None
+        raise Reject(f"worker shutting down before job {opened.job_id} ran", requeue=True) from None
     except StepError as exc:
-        _fail(store, job_id, index, info, exc.error)
-        _release(store, job_id, plan)
+        _fail(store, opened.job_id, opened.index, opened.info, exc.error)
+        _release(store, opened.job_id, opened.plan)
         raise JobFailed(exc.error.message) from None
     except Exception as exc:
-        logger.exception("job {} failed in step {} ({})", job_id, step.name, step.model)
-        error = JobError(f"model {step.model!r} failed on this input: {exc.__class__.__name__}: {exc}",
+        logger.exception("job {} failed in step {} ({})", opened.job_id, opened.step.name, opened.step.model)
+        error = JobError(f"model {opened.step.model!r} failed on this input: {exc.__class__.__name__}: {exc}",
                          reason="model_error", status=500)
-        _fail(store, job_id, index, info, error)
-        _release(store, job_id, plan)
+        _fail(store, opened.job_id, opened.index, opened.info, error)
+        _release(store, opened.job_id, opened.plan)
         raise JobFailed(error.message) from None
+
+
+def _job_input(opened: _Opened) -> JobInput:
+    job_input = JobInput.decode(opened.raw_input) if opened.raw_input is not None else None
+    if job_input is None:
+        raise StepError(JobError("the job's input has expired", reason="input_expired", status=500))
+    return job_input
+
+
+def _decode_and_submit(store: JobStore, opened: _Opened) -> tuple[JobInput, _Submitted]:
+    job_input = _job_input(opened)
+    return job_input, _submit(store, opened.job_id, job_input, opened.step)
+
+
+def _end_submitted(store: JobStore, opened: _Opened, job_input: JobInput, submitted: _Submitted,
+                   timeout_s: float) -> None:
+    """A grouped step's output collected and its job ended (or failed: that job only)."""
+    with suppress(JobFailed):
+        run = _guarded(store, opened, partial(_collect, opened.step, submitted, timeout_s))
+        _complete(store, opened, None, job_input, run)
+
+
+def _complete(store: JobStore, opened: _Opened, span: Span | None, job_input: JobInput, run: StepRun) -> Any:
+    """A step whose model call (or join) is done: its output kept for the next step, or the
+    job ended with it."""
+    job_id, index, step, plan, info = opened.job_id, opened.index, opened.step, opened.plan, opened.info
+    last = plan.is_last(index)
+    declared = capability(step.capability)
+
+    def encode() -> tuple[StepRun, Encoded]:
+        joined = run
+        if plan.joins_in_place(index) and declared.join is not None:
+            # a job of one part has no join step: its audio is the joined one all the same (faded edges)
+            joined = replace(run, output=declared.join([run.output]))
+        return joined, declared.encode(joined.output, job_input) if last else declared.pack(joined.output)
+
+    run, encoded = _guarded(store, opened, encode)
     info.update(status="succeeded", finished_at=time.time())
     # one line per execution that ran to success (the chaos tests count them: never two per step)
     logger.info("step ran: job {} step {} ({}) on {}", job_id, index, step.name, info["worker"])
@@ -148,15 +258,15 @@ def _run_begun(store: JobStore, job_id: str, index: int, step: PlanStep, plan: J
         if timings:
             metrics().job(step.model, None, *timings)
         return index
-    _end(store, job_id, index, info, encoded, plan, callback)
+    _end(store, job_id, index, info, encoded, plan, opened.callback)
     _release(store, job_id, plan)
     metrics().job(step.model, "succeeded", *timings)
     return encoded.result
 
 
-def _infer(store: JobStore, job_id: str, job_input: JobInput, step: PlanStep) -> StepRun:
-    """One item through the model's micro-batcher: the step's request (a part's, or the
-    request plus the outputs of the earlier steps it reads)."""
+def _submit(store: JobStore, job_id: str, job_input: JobInput, step: PlanStep) -> _Submitted:
+    """One item to the model's micro-batcher: the step's request (a part's, or the request
+    plus the outputs of the earlier steps it reads)."""
     served = runtime.SERVED[step.model]
     settings = worker_settings()
     request = job_input.step_request(step)
@@ -171,24 +281,35 @@ def _infer(store: JobStore, job_id: str, job_input: JobInput, step: PlanStep) ->
     try:
         item = served.model.prepare(request)
         submitted_at = time.time()
-        # bounded: a wedged batcher must fail its jobs, not hold pool threads forever
-        output, stats = served.batcher.submit(item).result(timeout=settings.model_timeout_s)
+        return _Submitted(served.batcher.submit(item), item, submitted_at)
+    except InputError as exc:
+        raise StepError(JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status)) from None
+
+
+def _collect(step: PlanStep, submitted: _Submitted, timeout_s: float) -> StepRun:
+    """The submitted item's output, waited for at most ``timeout_s`` (bounded: a wedged
+    batcher must fail its jobs, not hold pool threads forever)."""
+    served = runtime.SERVED[step.model]
+    try:
+        output, stats = submitted.future.result(timeout=timeout_s)
     except InputError as exc:
         raise StepError(JobError(exc.message, reason=exc.code, param=exc.param, status=exc.status)) from None
     except FutureTimeout:
+        timeout = worker_settings().model_timeout_s
         raise StepError(JobError(f"model {step.model!r} did not finish this input within "
-                                 f"{settings.model_timeout_s:g}s", reason="model_timeout", status=500)) from None
-    return StepRun(output, stats, served.model.audio_seconds(item, output), submitted_at)
+                                 f"{timeout:g}s", reason="model_timeout", status=500)) from None
+    return StepRun(output, stats, served.model.audio_seconds(submitted.item, output), submitted.submitted_at)
 
 
 @contextmanager
-def _step_span(job_id: str, index: int, step: PlanStep, plan: JobPlan, info: dict) -> Iterator[Span | None]:
+def _step_span(opened: _Opened) -> Iterator[Span | None]:
     """With tracing on: the step's wait in its queue (known only now, so recorded with its
     times) and a ``job.step`` span around its run, both in the job's trace."""
     if not tracing.enabled():
         yield None
         return
-    carrier, ready_at = _trace_facts(job_id, index, plan)
+    job_id, index, step, info = opened.job_id, opened.index, opened.step, opened.info
+    carrier, ready_at = _trace_facts(job_id, index, opened.plan)
     context = tracing.job_context(carrier)
     attributes = {tracing.JOB_ID: job_id, tracing.MODEL: step.model, tracing.STEP: index,
                   "speechfleet.step_name": step.name}
@@ -256,12 +377,12 @@ def _step_info(task: Task, step: PlanStep, queue: str) -> dict:
             "worker": task.request.hostname or socket.gethostname(), "started_at": time.time()}
 
 
-def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep,
-           queue: str, callback: bool) -> tuple[dict, bytes | None] | None:
-    """Mark the job's step running: its info and the job's stored input (read in the same round
-    trip); None when the step must not run (the job was cancelled, ended by an earlier delivery,
-    or its deadline passed: then it is failed here)."""
-    info = _step_info(task, step, queue)
+def _begin(task: Task, store: JobStore, job_id: str, index: int, plan: JobPlan, callback: bool) -> _Opened | None:
+    """Mark the job's step running (reading the job's stored input in the same round trip);
+    None when the step must not run (the job was cancelled, ended by an earlier delivery, or
+    its deadline passed: then it is failed here)."""
+    step = plan.steps[index]
+    info = _step_info(task, step, runtime.SERVED[step.model].config.queue)
     status, created_at, raw_input = store.start_reading_input(job_id, index, info)
     if status == "expired":
         _fail(store, job_id, index, info, JobError("the job's deadline passed before a worker could start it",
@@ -274,7 +395,7 @@ def _begin(task: Task, store: JobStore, job_id: str, index: int, step: PlanStep,
         _notify(store, job_id, status, callback)
         return None
     info["queue_wait_ms"] = round((info["started_at"] - created_at) * 1000, 2)
-    return info, raw_input
+    return _Opened(job_id, index, step, plan, info, raw_input, callback)
 
 
 def _fail(store: JobStore, job_id: str, index: int, info: dict, error: JobError) -> None:

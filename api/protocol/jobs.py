@@ -25,6 +25,8 @@ class JobStep(BaseModel):
     batch_wait_ms: float | None = None
     inference_ms: float | None = None
     worker: str | None = None
+    message_jobs: int | None = Field(default=None, description="one-step jobs that came to the worker in this "
+                                     "step's message (sent together because they reached the API at once)")
     from_job: str | None = Field(default=None, description="the job whose run of this step this job reuses (a "
                                  "streamed file's first piece, transcribed first as a job of its own)")
 

@@ -27,3 +27,27 @@ def test_64_concurrent_requests_are_all_answered_and_batched(fleet):
     with httpx.Client(base_url=fleet.base_url) as http:
         sizes = [http.get(f"/v1/jobs/{body['id']}").json()["steps"][0]["batch_size"] for _, body in answers]
     assert max(sizes) > 1, sizes
+
+
+def test_concurrent_jobs_sent_together_each_get_their_own_answer(fleet):
+    """32 VAD requests of four different clips at once: they share messages (api.job_sender)
+    and batches, and each gets exactly the answer its clip gets alone."""
+    clips = ["jfk.flac", "cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_axb_a0004.wav", "german_speech_8000.wav"]
+    encoded = {name: b64_audio(name) for name in clips}
+
+    def detect(name: str) -> dict:
+        with httpx.Client(base_url=fleet.base_url, timeout=120) as http:
+            response = http.post("/v1/audio/vad", json={"model": "silero-vad", "input_audio": encoded[name],
+                                                        "get_timestamps": True})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+    alone = {name: detect(name)["timestamps"] for name in clips}
+    assert len({str(timestamps) for timestamps in alone.values()}) == len(clips)
+    with ThreadPoolExecutor(32) as pool:
+        names = [clips[index % len(clips)] for index in range(32)]
+        answers = list(pool.map(detect, names))
+    assert [answer["timestamps"] for answer in answers] == [alone[name] for name in names]
+    with httpx.Client(base_url=fleet.base_url) as http:
+        shared = [http.get(f"/v1/jobs/{answer['id']}").json()["steps"][0]["message_jobs"] for answer in answers]
+    assert max(count or 1 for count in shared) > 1, shared  # some did share a message

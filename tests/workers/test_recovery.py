@@ -117,3 +117,15 @@ def test_a_chord_whose_messages_were_lost_is_sent_again_whole(fleet, redis_serve
     samples, rate = soundfile.read(io.BytesIO(result.content), dtype="float32")
     assert rate == 22_050 and samples.size > 22_050
     assert np.allclose(samples[: tone.size], fade_edges(tone, rate), atol=1e-3)
+
+
+def test_a_message_of_several_jobs_counts_for_each_of_them(private_redis, celery_for):
+    client = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    client.delete(PENDING_KEY, UNACKED_KEY, SWEEPER_LOCK_KEY, "model.sweep-group")
+    for job_id in ("held1", "held2", "queued1", "queued2", "lost1"):
+        orphan_job(client, job_id, "sweep-group", {"audio": b"x"}, age_s=100)
+    client.lpush("model.sweep-group", fake_message("queued1+queued2"))
+    client.hset(UNACKED_KEY, "tag-g", json.dumps([json.loads(fake_message("held1+held2")), "", "model.sweep-group"]))
+    sweeper = LostJobSweeper(client, celery_for, "w1", quiet_after_s=30, interval_s=1)
+    assert sweeper.sweep() == ["lost1"]
+    client.delete(PENDING_KEY, UNACKED_KEY, SWEEPER_LOCK_KEY, "model.sweep-group")

@@ -2,6 +2,7 @@
 VAD), without a Celery worker in between: what one step does with its plan."""
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -125,3 +126,64 @@ def test_a_step_delivered_again_after_its_job_ended_asks_for_the_webhook_again(s
     tasks.run_step("t-no-hook", 0)
     tasks.run_step("t-no-hook", 0)
     assert enqueued == ["t-hook", "t-hook"]  # no callback, no delivery
+
+
+@pytest.fixture
+def patient_vad(served):
+    """t-vad behind a batcher that waits up to a minute for its second item: a batch of 2 forms
+    only if both items are submitted before either is waited on. Yields the usual served model."""
+    served_vad = runtime.SERVED["t-vad"]
+    patient = MicroBatcher(served_vad.model.infer_batch, max_batch_size=2, max_wait_ms=60_000, name="patient")
+    runtime.SERVED["t-vad"] = runtime.ServedModel(served_vad.config, served_vad.model, patient)
+    yield served_vad
+    runtime.SERVED["t-vad"] = served_vad
+    patient.close()
+
+
+def test_jobs_sent_in_one_message_share_a_batch_and_fail_alone(served, patient_vad):
+    """``run_steps``: every job of the message is handed to the batcher before any is waited on
+    (so the two good ones share a batch of 2), each ends with its own result, a bad input fails
+    its own job only, and a job with no record is skipped."""
+    clips = {"t-group-jfk": "jfk.flac", "t-group-arctic": "cmu_arctic_us_aew_a0001.wav"}
+    for job_id, name in clips.items():
+        create_job(served, job_id, single_step_plan("t-vad", VAD),
+                   JobInput({"audio": fixture_audio(name), "get_timestamps": True}))
+    create_job(served, "t-group-bad", single_step_plan("t-vad", VAD), JobInput({"audio": b"not audio at all"}))
+    started = time.monotonic()
+    tasks.run_steps(["t-group-jfk", "t-group-bad", "t-group-arctic", "t-group-never-accepted"])
+    assert time.monotonic() - started < 30  # the batch did not wait out its minute
+    records = {job_id: tasks.job_store().get(job_id) for job_id in [*clips, "t-group-bad"]}
+    for job_id, name in clips.items():
+        record = records[job_id]
+        assert record.status == "succeeded", (job_id, record.error)
+        assert record.steps[0]["batch_size"] == 2 and record.steps[0]["message_jobs"] == 4
+    runtime.SERVED["t-vad"] = patient_vad  # the usual batcher: the answer each job gets on its own
+    for job_id, name in clips.items():
+        alone = {"audio": fixture_audio(name), "get_timestamps": True}
+        create_job(served, f"{job_id}-alone", single_step_plan("t-vad", VAD), JobInput(alone))
+        assert records[job_id].result == tasks.run_step(f"{job_id}-alone", 0)
+    assert records["t-group-jfk"].result["timestamps"] != records["t-group-arctic"].result["timestamps"]
+    bad = records["t-group-bad"]
+    assert bad.status == "failed" and 400 <= bad.error.status < 500 and bad.error.reason
+    assert tasks.job_store().get("t-group-never-accepted") is None
+
+
+def test_a_message_of_jobs_is_delivered_again_only_the_unfinished_run(served):
+    for job_id in ("t-again-1", "t-again-2"):
+        create_job(served, job_id, single_step_plan("t-vad", VAD), JobInput({"audio": fixture_audio("jfk.flac")}))
+    tasks.run_step("t-again-1", 0)  # ended before the message came (again)
+    tasks.run_steps(["t-again-1", "t-again-2"])
+    first, second = tasks.job_store().get("t-again-1"), tasks.job_store().get("t-again-2")
+    assert first.status == second.status == "succeeded"
+    assert first.attempts == 1 and second.attempts == 1
+    assert "message_jobs" not in first.steps[0] and second.steps[0]["message_jobs"] == 2
+
+
+def test_a_message_of_jobs_for_a_model_this_worker_does_not_serve_goes_back_whole(served):
+    create_job(served, "t-mixed-here", single_step_plan("t-vad", VAD), JobInput({"audio": fixture_audio("jfk.flac")}))
+    create_job(served, "t-mixed-elsewhere", single_step_plan("not-here", VAD), JobInput({"audio": b""}))
+    with pytest.raises(Reject):
+        tasks.run_steps(["t-mixed-here", "t-mixed-elsewhere"])
+    # nothing started: the message goes back with every job still queued
+    assert served.hget(job_key("t-mixed-here"), "status") == "queued"
+    assert served.hget(job_key("t-mixed-elsewhere"), "status") == "queued"

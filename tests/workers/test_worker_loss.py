@@ -4,8 +4,14 @@ accepted job."""
 import time
 
 import httpx
+import redis
+from celery import Celery
 
+from jobcontract.payload import JobInput
+from speechmodels.registry import VAD
 from tests.conftest import b64_audio
+from tests.fleet import create_job, fixture_audio, single_step_plan
+from workers.canvas import send_one_step_jobs
 
 ASYNC = {"Prefer": "respond-async"}
 JOBS = 40
@@ -23,34 +29,60 @@ def test_sigkill_mid_batch_loses_no_job(fleet):
             response = http.post("/v1/audio/vad", headers=ASYNC, json={"model": "vad-aux", "input_audio": noise})
             assert response.status_code == 202, response.text
             ids.append(response.json()["id"])
-        # wait until a batch is in flight, then kill the worker without warning
-        deadline = time.monotonic() + 30
-        while not any(job["status"] == "running" for job in statuses(http, ids)):
-            assert time.monotonic() < deadline, "no job ever started"
-            time.sleep(0.02)
-        fleet.kill_worker("vad-aux")
-        at_kill = statuses(http, ids)
-        in_flight = [job["id"] for job in at_kill if job["status"] == "running"]
-        done_before = sum(job["status"] == "succeeded" for job in at_kill)
-        assert in_flight, "the kill did not catch a batch in flight"
-        assert done_before < JOBS
+        kill_mid_batch_and_recover(fleet, http, ids)
 
-        fleet.start_worker("vad-aux")
-        deadline = time.monotonic() + 120
-        while True:
-            final = statuses(http, ids)
-            if all(job["status"] == "succeeded" for job in final):
-                break
-            assert time.monotonic() < deadline, {job["id"]: (job["status"], job["error"]) for job in final
-                                                 if job["status"] != "succeeded"}
-            time.sleep(0.25)
 
-        lost = [job["id"] for job in final if job["status"] != "succeeded"]
-        assert lost == []
-        retried = {job["id"]: job["attempts"] for job in final if job["id"] in in_flight}
-        assert all(attempts >= 2 for attempts in retried.values()), retried  # the killed batch ran again
-        results = {tuple(map(str, http.get(f"/v1/jobs/{job_id}/result").json()["timestamps"] or [])) for job_id in ids}
-        assert len(results) == 1  # every job, retried or not, gives the same answer
+def test_sigkill_mid_batch_of_jobs_sent_in_shared_messages_loses_no_job(fleet, redis_server):
+    """Jobs sent several to a message (``workers.canvas.send_one_step_jobs``, as the API sends
+    jobs that reach it at once): the killed worker's messages go back whole, and every job
+    that had not ended runs again."""
+    client = redis.Redis.from_url(redis_server.url)
+    noise = fixture_audio("noise_exercise_bike.wav")
+    ids = [f"shared-kill-{index:02d}" for index in range(JOBS)]
+    for job_id in ids:
+        create_job(client, job_id, single_step_plan("vad-aux", VAD), JobInput({"audio": noise}))
+    sender = Celery("shared-kill", broker=redis_server.url)
+    sender.conf.task_serializer = "json"
+    for start in range(0, JOBS, 4):
+        send_one_step_jobs(sender, ids[start:start + 4], "vad-aux")
+    sender.close()
+    with httpx.Client(base_url=fleet.base_url, timeout=60) as http:
+        final = kill_mid_batch_and_recover(fleet, http, ids)
+    assert all(job["steps"][0]["message_jobs"] == 4 for job in final)
+
+
+def kill_mid_batch_and_recover(fleet, http: httpx.Client, ids: list[str]) -> list[dict]:
+    """SIGKILL the vad-aux worker once a batch of ``ids`` is in flight, start it again, and check
+    that every job ends, the killed batch run again, all with the same answer."""
+    # wait until a batch is in flight, then kill the worker without warning
+    deadline = time.monotonic() + 30
+    while not any(job["status"] == "running" for job in statuses(http, ids)):
+        assert time.monotonic() < deadline, "no job ever started"
+        time.sleep(0.02)
+    fleet.kill_worker("vad-aux")
+    at_kill = statuses(http, ids)
+    in_flight = [job["id"] for job in at_kill if job["status"] == "running"]
+    done_before = sum(job["status"] == "succeeded" for job in at_kill)
+    assert in_flight, "the kill did not catch a batch in flight"
+    assert done_before < len(ids)
+
+    fleet.start_worker("vad-aux")
+    deadline = time.monotonic() + 120
+    while True:
+        final = statuses(http, ids)
+        if all(job["status"] == "succeeded" for job in final):
+            break
+        assert time.monotonic() < deadline, {job["id"]: (job["status"], job["error"]) for job in final
+                                             if job["status"] != "succeeded"}
+        time.sleep(0.25)
+
+    lost = [job["id"] for job in final if job["status"] != "succeeded"]
+    assert lost == []
+    retried = {job["id"]: job["attempts"] for job in final if job["id"] in in_flight}
+    assert all(attempts >= 2 for attempts in retried.values()), retried  # the killed batch ran again
+    results = {tuple(map(str, http.get(f"/v1/jobs/{job_id}/result").json()["timestamps"] or [])) for job_id in ids}
+    assert len(results) == 1  # every job, retried or not, gives the same answer
+    return final
 
 
 def test_sigkill_of_a_worker_mid_chord_loses_no_sentence(fleet):
