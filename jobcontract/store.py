@@ -20,7 +20,7 @@ from jobcontract.keys import (
     step_output_key,
 )
 from jobcontract.payload import JobInput
-from jobcontract.plan import JobPlan
+from jobcontract.plan import JobPlan, PlanFormatError
 from jobcontract.record import FAILED, SUCCEEDED, JobError, JobRecord
 
 
@@ -44,6 +44,21 @@ class JobStore:
         raw, callback_url = self._client.hmget(job_key(job_id), ["plan", "callback_url"])
         return (JobPlan.from_json(raw) if raw is not None else None), callback_url is not None
 
+    def plans_and_callbacks(self, job_ids: list[str]) -> list[tuple[JobPlan | None, bool] | PlanFormatError]:
+        """``plan_and_callback`` of several jobs in one round trip; a plan this version cannot
+        read comes back as its ``PlanFormatError``."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(job_key(job_id), ["plan", "callback_url"])
+            replies = pipe.execute()
+        read: list[tuple[JobPlan | None, bool] | PlanFormatError] = []
+        for raw, callback_url in replies:
+            try:
+                read.append(((JobPlan.from_json(raw) if raw is not None else None), callback_url is not None))
+            except PlanFormatError as exc:
+                read.append(exc)
+        return read
+
     def start(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None]:
         """Mark the job running. Returns the status found ('running' means go ahead) and,
         when running, the job's creation time."""
@@ -60,6 +75,26 @@ class JobStore:
             self._binary.script_load(scripts.START)
             status, created_at, raw_input = self._start_and_get(job_id, args)
         return status.decode(), float(created_at) if created_at else None, raw_input
+
+    def start_reading_inputs(self, starts: list[tuple[str, int, dict]]) -> list[tuple[str, float | None, bytes | None]]:
+        """``start_reading_input`` of several (job id, step, step info) in one round trip."""
+        now = repr(time.time())
+        arguments = [(job_id, [now, step_field(step), json.dumps(info), job_id]) for job_id, step, info in starts]
+        try:
+            replies = self._start_and_get_all(arguments)
+        except redis.exceptions.NoScriptError:  # as in start_reading_input: none of them ran
+            self._binary.script_load(scripts.START)
+            replies = self._start_and_get_all(arguments)
+        return [(status.decode(), float(created_at) if created_at else None, raw_input)
+                for status, created_at, raw_input in replies]
+
+    def _start_and_get_all(self, arguments: list[tuple[str, list]]) -> list[tuple[bytes, bytes | None, bytes | None]]:
+        with self._binary.pipeline(transaction=False) as pipe:
+            for job_id, args in arguments:
+                pipe.evalsha(self._start.sha, 2, job_key(job_id), PENDING_KEY, *args)
+                pipe.get(input_key(job_id))
+            replies = pipe.execute()
+        return [(*replies[index], replies[index + 1]) for index in range(0, len(replies), 2)]
 
     def _start_and_get(self, job_id: str, args: list) -> tuple[bytes, bytes | None, bytes | None]:
         # EVALSHA itself: a registered script on a pipeline sends SCRIPT EXISTS first, a round

@@ -113,23 +113,26 @@ def run_steps(self: Task, job_ids: list[str]) -> None:
     jobs that had ended)."""
     store = job_store()
     planned: list[tuple[str, JobPlan, bool]] = []
-    for job_id in job_ids:  # all read before any starts: a model this worker lacks puts the message back whole
+    # every plan read (one round trip) before any job starts: a model this worker lacks puts the message back whole
+    for job_id, read in zip(job_ids, store.plans_and_callbacks(job_ids)):
         with suppress(JobFailed):
-            read = _read_plan(self, store, job_id, 0)
-            if read is not None:
-                planned.append((job_id, *read))
-    started: list[_Opened] = []
+            usable = _usable_plan(self, store, job_id, 0, read)
+            if usable is not None:
+                planned.append((job_id, *usable))
+    starting: list[tuple[str, JobPlan, bool, dict]] = []
     for job_id, plan, callback in planned:
         if not plan.is_last(0):  # never sent this way; run as a step of its own
             with suppress(JobFailed):
                 _run_step(self, store, job_id, 0, lone_message=False)
             continue
-        opened = _begin(self, store, job_id, 0, plan, callback)
-        if opened is not None:
-            opened.info["message_jobs"] = len(job_ids)
-            started.append(opened)
+        info = _step_info(self, plan.steps[0], runtime.SERVED[plan.steps[0].model].config.queue)
+        info["message_jobs"] = len(job_ids)
+        starting.append((job_id, plan, callback, info))
+    started = store.start_reading_inputs([(job_id, 0, info) for job_id, _, _, info in starting])
+    opened_steps = [_opened(store, job_id, 0, plan, callback, info, start)
+                    for (job_id, plan, callback, info), start in zip(starting, started)]
     waiting: dict[Future, tuple[_Opened, JobInput, _Submitted]] = {}
-    for opened in started:  # one after the other, inside the batcher's wait for a batch to fill
+    for opened in filter(None, opened_steps):  # each decoded and handed to the batcher; none waited on yet
         with suppress(JobFailed):
             job_input, submitted = _guarded(store, opened, partial(_decode_and_submit, store, opened))
             waiting[submitted.future] = (opened, job_input, submitted)
@@ -169,13 +172,22 @@ def _run_step(task: Task, store: JobStore, job_id: str, index: int, lone_message
 
 
 def _read_plan(task: Task, store: JobStore, job_id: str, index: int) -> tuple[JobPlan, bool] | None:
-    """The job's plan and whether it asked for a callback; None when the job has no record.
-    A step for a model this worker does not serve goes back to the queue (``Reject``)."""
     try:
-        plan, callback = store.plan_and_callback(job_id)
+        read = store.plan_and_callback(job_id)
     except PlanFormatError as exc:
-        _fail(store, job_id, index, _step_info(task, PlanStep("?", "?", "?"), ""), _outdated(str(exc)))
-        raise JobFailed(str(exc)) from None
+        read = exc
+    return _usable_plan(task, store, job_id, index, read)
+
+
+def _usable_plan(task: Task, store: JobStore, job_id: str, index: int,
+                 read: tuple[JobPlan | None, bool] | PlanFormatError) -> tuple[JobPlan, bool] | None:
+    """The job's plan and whether it asked for a callback, as read; None when the job has no
+    record. A plan of another version fails its job (``JobFailed``); a step for a model this
+    worker does not serve goes back to the queue (``Reject``)."""
+    if isinstance(read, PlanFormatError):
+        _fail(store, job_id, index, _step_info(task, PlanStep("?", "?", "?"), ""), _outdated(str(read)))
+        raise JobFailed(str(read))
+    plan, callback = read
     if plan is None:
         logger.info("job {} has no record (expired or never accepted); skipping step {}", job_id, index)
         return None
@@ -378,12 +390,18 @@ def _step_info(task: Task, step: PlanStep, queue: str) -> dict:
 
 
 def _begin(task: Task, store: JobStore, job_id: str, index: int, plan: JobPlan, callback: bool) -> _Opened | None:
-    """Mark the job's step running (reading the job's stored input in the same round trip);
-    None when the step must not run (the job was cancelled, ended by an earlier delivery, or
-    its deadline passed: then it is failed here)."""
+    """Mark the job's step running (reading the job's stored input in the same round trip)."""
     step = plan.steps[index]
     info = _step_info(task, step, runtime.SERVED[step.model].config.queue)
-    status, created_at, raw_input = store.start_reading_input(job_id, index, info)
+    return _opened(store, job_id, index, plan, callback, info, store.start_reading_input(job_id, index, info))
+
+
+def _opened(store: JobStore, job_id: str, index: int, plan: JobPlan, callback: bool, info: dict,
+            start: tuple[str, float | None, bytes | None]) -> _Opened | None:
+    """The step that ``start`` marked running; None when it must not run (the job was
+    cancelled, ended by an earlier delivery, or its deadline passed: then it is failed here)."""
+    status, created_at, raw_input = start
+    step = plan.steps[index]
     if status == "expired":
         _fail(store, job_id, index, info, JobError("the job's deadline passed before a worker could start it",
                                                    reason="deadline_exceeded", status=504))

@@ -7,7 +7,7 @@ import redis
 
 from jobcontract.keys import EVENTS_CHANNEL, input_key, job_key
 from jobcontract.payload import JobInput
-from jobcontract.plan import JobPlan
+from jobcontract.plan import JobPlan, PlanFormatError
 from jobcontract.record import QUEUED, JobError, JobRecord
 from jobcontract.store import JobStore
 
@@ -121,3 +121,24 @@ def test_start_reloads_its_script_after_redis_loses_it(store):
     status, created_at, raw_input = jobs.start_reading_input("flushed", 0, {"name": "m"})
     assert status == "running" and created_at is not None and JobInput.decode(raw_input).request["audio"] == b"x"
     assert jobs.get("flushed").status == "running"
+
+
+def test_several_jobs_read_and_start_in_one_round_trip_each(store):
+    """What a message of several jobs reads: every plan (a plan of another version comes back
+    as its error, a missing job as None), then every start with its input, the script loaded
+    again if Redis lost it."""
+    jobs, client = store
+    for job_id in ("many1", "many2"):
+        _create(client, job_id)
+        client.set(input_key(job_id), JobInput({"audio": job_id.encode()}).encode())
+    client.hset(job_key("many-old"), "plan", '{"version": 999}')
+    client.hset(job_key("many2"), "callback_url", "https://example.com/hook")
+    plan = JobPlan.build("m", "vad", [("m", "vad")])
+    first, second, missing, old = jobs.plans_and_callbacks(["many1", "many2", "never-created", "many-old"])
+    assert first == (plan, False) and second == (plan, True) and missing == (None, False)
+    assert isinstance(old, PlanFormatError)
+    client.script_flush()
+    starts = jobs.start_reading_inputs([("many1", 0, {"name": "m"}), ("never-created", 0, {}), ("many2", 0, {})])
+    assert [status for status, _, _ in starts] == ["running", "missing", "running"]
+    assert [JobInput.decode(raw).request["audio"] for _, _, raw in (starts[0], starts[2])] == [b"many1", b"many2"]
+    assert jobs.get("many1").steps == [{"name": "m"}] and jobs.get("many2").status == "running"
