@@ -42,14 +42,17 @@ def send_job(celery: Celery, job_id: str, plan: JobPlan, priority: str = "normal
         _send(celery, job_id, plan, priority, dict(trace) if trace else None)
 
 
+def _options(model: str, priority: str, headers: dict[str, str] | None = None) -> dict:
+    sent = {"queue": queue_for(model), "priority": PRIORITIES[priority], "ignore_result": True}
+    return {**sent, "headers": dict(headers)} if headers else sent
+
+
 def _send(celery: Celery, job_id: str, plan: JobPlan, priority: str, headers: dict[str, str] | None) -> None:
     def options(model: str) -> dict:
-        sent = {"queue": queue_for(model), "priority": PRIORITIES[priority], "ignore_result": True}
-        return {**sent, "headers": dict(headers)} if headers else sent
+        return _options(model, priority, headers)
 
     if len(plan.steps) == 1:
-        celery.send_task(STEP_TASK, args=(job_id, 0), task_id=job_id, result_cls=_Sent,
-                         **options(plan.steps[0].model))
+        _send_one_step(celery, job_id, options(plan.steps[0].model))
         return
     nonce = uuid.uuid4().hex[:8]
     signatures = [celery.signature(STEP_TASK, args=(job_id, index), immutable=True, task_id=f"{job_id}:{nonce}:{index}",
@@ -81,11 +84,15 @@ def send_one_step_jobs(celery: Celery, job_ids: Sequence[str], model: str, prior
     sweeper and claim recovery find every job of a message from it, as they find a lone
     job's from its id."""
     if len(job_ids) == 1:
-        celery.send_task(STEP_TASK, args=(job_ids[0], 0), task_id=job_ids[0], result_cls=_Sent,
-                         queue=queue_for(model), priority=PRIORITIES[priority], ignore_result=True)
+        _send_one_step(celery, job_ids[0], _options(model, priority))
         return
     celery.send_task(STEP_GROUP_TASK, args=(list(job_ids),), task_id=GROUP_SEPARATOR.join(job_ids), result_cls=_Sent,
-                     queue=queue_for(model), priority=PRIORITIES[priority], ignore_result=True)
+                     **_options(model, priority))
+
+
+def _send_one_step(celery: Celery, job_id: str, options: dict) -> None:
+    """A one-step job's message on its own: its task id is the job id."""
+    celery.send_task(STEP_TASK, args=(job_id, 0), task_id=job_id, result_cls=_Sent, **options)
 
 
 class _Sent:

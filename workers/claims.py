@@ -39,7 +39,7 @@ from kombu.utils.json import dumps, loads
 from loguru import logger
 
 from jobcontract.keys import CLAIM_RECOVERY_LOCK_KEY, CLAIMS_KEY, WORKERS_KEY
-from workers.canvas import job_ids_of_task
+from workers.canvas import GROUP_SEPARATOR, job_ids_of_task
 from workers.periodic import Periodic
 
 UNACKED_KEY = kombu_redis.Channel.unacked_key  # "unacked"; celeryconfig does not rename them
@@ -175,7 +175,7 @@ class Presence:
 def _message_job(raw: str | None) -> str | None:
     try:
         headers = loads(raw)[0]["headers"]
-        return "+".join(job_ids_of_task(headers["id"]))
+        return GROUP_SEPARATOR.join(job_ids_of_task(headers["id"]))
     except (TypeError, ValueError, KeyError, IndexError):
         return None
 

@@ -34,7 +34,8 @@ class _Snapshot:
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request, catalog: CatalogDep, dispatcher: DispatcherDep) -> Response:
     client = request.app.state.redis
-    depth = GaugeMetricFamily("speechfleet_queue_depth", "jobs waiting in a model's queue (all priorities)",
+    depth = GaugeMetricFamily("speechfleet_queue_depth", "messages waiting in a model's queue (all priorities; a message "
+                              "carries one job, or several one-step jobs sent together)",
                               labels=["model"])
     consumers = GaugeMetricFamily("speechfleet_live_consumers", "worker processes serving a model", labels=["model"])
     for name, config in catalog.configs.items():

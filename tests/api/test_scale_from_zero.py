@@ -97,7 +97,7 @@ def test_requests_wait_for_a_worker_started_after_them(cold_fleet, private_redis
                                                                                json=vad_request(COLD))))
     caller.start()
     deadline = time.monotonic() + 30
-    while queue_depth(http, COLD) < 4:  # the queue depth an autoscaler reads counts every waiting job
+    while queue_depth(http, COLD) < 4:  # the queue depth an autoscaler reads: a message per job sent one by one
         assert time.monotonic() < deadline and caller.is_alive(), answer
         time.sleep(0.1)
 
