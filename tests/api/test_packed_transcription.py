@@ -3,15 +3,20 @@
 words, in order, timed inside its own audio."""
 
 import difflib
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
+import redis
 import soundfile
 
+from jobcontract.priorities import queue_keys
+from speechmodels.config import queue_for
 from tests.fleet import FIXTURE_TRANSCRIPTS, FIXTURES
+from workers.canvas import job_ids_of_task
 
 ARCTIC = [name for name in FIXTURE_TRANSCRIPTS if name.startswith("cmu_arctic")]
 
@@ -39,7 +44,17 @@ def windows_seen(client) -> tuple[float, float]:
             metric(client, 'speechfleet_stt_requests_per_window_sum{model="whisper"}'))
 
 
-def test_sentences_sent_at_once_each_get_only_their_own_words(fleet, client, paused):
+def jobs_queued(redis_url: str, model: str) -> int:
+    """Jobs waiting in the model's queue: a message holds one job, or several sent together."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return sum(len(job_ids_of_task(json.loads(raw)["headers"]["id"]))
+                   for key in queue_keys(queue_for(model)) for raw in client.lrange(key, 0, -1))
+    finally:
+        client.close()
+
+
+def test_sentences_sent_at_once_each_get_only_their_own_words(fleet, client, paused, redis_server):
     sdk = openai.OpenAI(base_url=f"{fleet.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
 
     def transcribe(name: str):
@@ -52,7 +67,7 @@ def test_sentences_sent_at_once_each_get_only_their_own_words(fleet, client, pau
         with paused("whisper"):  # all six queued before the worker takes any: they arrive together
             futures = [pool.submit(transcribe, name) for name in ARCTIC]
             deadline = time.monotonic() + 30
-            while metric(client, 'speechfleet_queue_depth{model="whisper"}') < len(ARCTIC):
+            while jobs_queued(redis_server.url, "whisper") < len(ARCTIC):
                 assert time.monotonic() < deadline, "the requests never reached the queue"
                 time.sleep(0.05)
         results = [future.result() for future in futures]
