@@ -66,15 +66,7 @@ class JobStore:
 
     def start_reading_input(self, job_id: str, step: int, step_info: dict) -> tuple[str, float | None, bytes | None]:
         """``start``, and the job's stored input (``JobInput.decode`` reads it) in the same round trip."""
-        args = [repr(time.time()), step_field(step), json.dumps(step_info), job_id]
-        try:
-            status, created_at, raw_input = self._start_and_get(job_id, args)
-        except redis.exceptions.NoScriptError:
-            # a Redis without the script (restarted, flushed): loaded, and the pair sent again
-            # (a NOSCRIPT ran nothing, and the GET changes nothing)
-            self._binary.script_load(scripts.START)
-            status, created_at, raw_input = self._start_and_get(job_id, args)
-        return status.decode(), float(created_at) if created_at else None, raw_input
+        return self.start_reading_inputs([(job_id, step, step_info)])[0]
 
     def start_reading_inputs(self, starts: list[tuple[str, int, dict]]) -> list[tuple[str, float | None, bytes | None]]:
         """``start_reading_input`` of several (job id, step, step info) in one round trip."""
@@ -82,28 +74,23 @@ class JobStore:
         arguments = [(job_id, [now, step_field(step), json.dumps(info), job_id]) for job_id, step, info in starts]
         try:
             replies = self._start_and_get_all(arguments)
-        except redis.exceptions.NoScriptError:  # as in start_reading_input: none of them ran
+        except redis.exceptions.NoScriptError:
+            # a Redis without the script (restarted, flushed): loaded, and the pipeline sent again
+            # (a NOSCRIPT ran nothing, and the GETs change nothing)
             self._binary.script_load(scripts.START)
             replies = self._start_and_get_all(arguments)
         return [(status.decode(), float(created_at) if created_at else None, raw_input)
                 for status, created_at, raw_input in replies]
 
     def _start_and_get_all(self, arguments: list[tuple[str, list]]) -> list[tuple[bytes, bytes | None, bytes | None]]:
+        # EVALSHA itself: a registered script on a pipeline sends SCRIPT EXISTS first, a round
+        # trip more per step
         with self._binary.pipeline(transaction=False) as pipe:
             for job_id, args in arguments:
                 pipe.evalsha(self._start.sha, 2, job_key(job_id), PENDING_KEY, *args)
                 pipe.get(input_key(job_id))
             replies = pipe.execute()
         return [(*replies[index], replies[index + 1]) for index in range(0, len(replies), 2)]
-
-    def _start_and_get(self, job_id: str, args: list) -> tuple[bytes, bytes | None, bytes | None]:
-        # EVALSHA itself: a registered script on a pipeline sends SCRIPT EXISTS first, a round
-        # trip more per step
-        with self._binary.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._start.sha, 2, job_key(job_id), PENDING_KEY, *args)
-            pipe.get(input_key(job_id))
-            (status, created_at), raw_input = pipe.execute()
-        return status, created_at, raw_input
 
     def input(self, job_id: str) -> JobInput | None:
         raw = self._binary.get(input_key(job_id))
