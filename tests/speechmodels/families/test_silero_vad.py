@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,22 @@ from tests.fleet import fixture_audio
 @pytest.fixture(scope="module")
 def vad():
     return load_model(ModelConfig(name="vad", model="package:silero_vad", model_type="SileroVAD"))
+
+
+@pytest.fixture(scope="module")
+def window_graph_vad(tmp_path_factory):
+    """Weights laid out as Hugging Face repos have them: the window graph alone, no sequence export."""
+    import silero_vad
+
+    root = tmp_path_factory.mktemp("silero-window-graph")
+    (root / "onnx").mkdir()
+    (root / "onnx" / "silero_vad.onnx").symlink_to(Path(silero_vad.__file__).parent / "data" / "silero_vad.onnx")
+    return load_model(ModelConfig(name="vad", model=str(root), model_type="SileroVAD"))
+
+
+def test_runs_silero_sequence_export_where_the_weights_ship_it(vad, window_graph_vad):
+    assert vad._session.get_modelmeta().graph_name == "silero_sequence_batched"
+    assert window_graph_vad._session.get_modelmeta().graph_name == "silero_scan"
 
 
 def test_finds_speech_in_jfk_and_none_in_noise(vad):
@@ -40,9 +58,10 @@ def test_matches_the_silero_reference_implementation(vad):
         torch.set_num_threads(threads)  # importing silero_vad sets it to 1 process-wide
 
 
-def test_scanned_windows_give_the_probabilities_of_silero_stepping_window_by_window(vad):
-    """One session run per stretch of windows (``scan``) against Silero's own wrapper fed one
-    512-sample window at a time; clips of unequal lengths, the longest over one run's steps."""
+@pytest.mark.parametrize("graph", ["sequence export", "window graph in a scan"])
+def test_batched_runs_give_the_probabilities_of_silero_stepping_window_by_window(graph, vad, window_graph_vad):
+    """One session run per stretch of windows, through either graph, against Silero's own wrapper
+    fed one 512-sample window at a time; clips of unequal lengths, the longest over one run's steps."""
     import torch
     from silero_vad import load_silero_vad
 
@@ -55,7 +74,7 @@ def test_scanned_windows_give_the_probabilities_of_silero_stepping_window_by_win
         names = ["cmu_arctic_us_aew_a0001.wav", "jfk.flac", "noise_exercise_bike.wav"]
         streams = [audio.decode(fixture_audio(name), 16_000) for name in names]
         assert max(len(samples) for samples in streams) > MAX_STEPS_PER_RUN * WINDOW
-        ours = vad.speech_probabilities(streams)
+        ours = (vad if graph == "sequence export" else window_graph_vad).speech_probabilities(streams)
         for name, samples, probabilities in zip(names, streams, ours):
             reference.reset_states()
             padded = np.pad(samples, (0, -len(samples) % WINDOW))
