@@ -22,8 +22,8 @@ from speechmodels import audio
 from speechmodels.base import SpeechModel, validate_params
 from speechmodels.config import ModelConfig
 from speechmodels.families.silero_vad.scan import scanned_graph
-from speechmodels.families.silero_vad.sequence import batched_sequence_graph
 from speechmodels.families.silero_vad.segments import SegmentRules, speech_segments
+from speechmodels.families.silero_vad.sequence import batched_sequence_graph
 from speechmodels.onnx import open_session
 from speechmodels.vad import VADParams, VoiceActivity
 from speechmodels.weights import WeightsNotFound, find_file, resolve_weights
