@@ -30,8 +30,8 @@ def test_64_concurrent_requests_are_all_answered_and_batched(fleet):
 
 
 def test_concurrent_jobs_sent_together_each_get_their_own_answer(fleet):
-    """32 VAD requests of four different clips at once: they share batches (and messages, with
-    SPEECHFLEET_JOBS_PER_MESSAGE above 1), and each gets exactly the answer its clip gets alone."""
+    """32 VAD requests of four different clips at once: they share messages (api.job_sender, on by
+    default) and batches, and each gets exactly the answer its clip gets alone."""
     clips = ["jfk.flac", "cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_axb_a0004.wav", "german_speech_8000.wav"]
     encoded = {name: b64_audio(name) for name in clips}
 
@@ -48,3 +48,6 @@ def test_concurrent_jobs_sent_together_each_get_their_own_answer(fleet):
         names = [clips[index % len(clips)] for index in range(32)]
         answers = list(pool.map(detect, names))
     assert [answer["timestamps"] for answer in answers] == [alone[name] for name in names]
+    with httpx.Client(base_url=fleet.base_url) as http:
+        shared = [http.get(f"/v1/jobs/{answer['id']}").json()["steps"][0]["message_jobs"] for answer in answers]
+    assert max(count or 1 for count in shared) > 1, shared  # some did share a message

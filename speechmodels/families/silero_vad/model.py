@@ -48,8 +48,9 @@ class SileroVAD(SpeechModel):
     # one ONNX session serves concurrent runs; a batch steps all its streams window by window
     # until the longest ends, so a 1 s clip must not share a batch with a 10-minute one
     length_lanes = (30.0,)
-    # a worker's cores as 1-thread copies (workers.parallelism): its 512-sample steps are too small
-    # to split (2 cores, 10 s clips, batches of 16: two copies 68 req/s, one 2-thread copy 51)
+    # a worker's cores as 1-thread copies (workers.parallelism): its convolutions, one small image
+    # per window, split badly (2 cores, 10 s clips, batches of 16, sequence export, bench_peers:
+    # two copies 64-83 req/s, one 2-thread copy 43-61 in the same rounds)
     cores_as = "instances"
 
     def __init__(self, config: ModelConfig, device: str, session):

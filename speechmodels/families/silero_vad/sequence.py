@@ -4,10 +4,10 @@ to step a batch of streams.
 The export runs its convolutional front end over all of one stream's windows at once and its
 LSTM over the whole sequence in one operator, so a session run costs what its windows cost; the
 window-by-window graph (``scan``) pays each node's dispatch once per window instead, ~0.2 ms a
-window whatever the batch size. Measured on one core, 10 s clips: batch of 1, 26 ms per clip
-against the scanned graph's 41; batch of 16, see ``bench/bench_vad.py``. The export takes one
-stream (frames ``(steps, 576)``, state ``h``/``c`` of batch 1); this wraps it so the frames of a
-batch are flattened into the front end's batch and unflattened into the LSTM's batch.
+window whatever the batch size, which small batches (the fleet's, more than an in-process
+loop's) feel most: ``bench/bench_vad_graphs.py`` prints both per clip at batches of 1-16. The
+export takes one stream (frames ``(steps, 576)``, state ``h``/``c`` of batch 1); this wraps it so
+the frames of a batch are flattened into the front end's batch and unflattened into the LSTM's.
 """
 
 from __future__ import annotations
