@@ -40,13 +40,15 @@ class JobStore:
 
     def plan_and_callback(self, job_id: str) -> tuple[JobPlan | None, bool]:
         """The job's plan and whether it asked for a callback (set when the job is created), in
-        one round trip."""
-        raw, callback_url = self._client.hmget(job_key(job_id), ["plan", "callback_url"])
-        return (JobPlan.from_json(raw) if raw is not None else None), callback_url is not None
+        one round trip; a plan this version cannot read raises its ``PlanFormatError``."""
+        [read] = self.plans_and_callbacks([job_id])
+        if isinstance(read, PlanFormatError):
+            raise read
+        return read
 
     def plans_and_callbacks(self, job_ids: list[str]) -> list[tuple[JobPlan | None, bool] | PlanFormatError]:
-        """``plan_and_callback`` of several jobs in one round trip; a plan this version cannot
-        read comes back as its ``PlanFormatError``."""
+        """The plan and callback flag of several jobs in one round trip; a plan this version
+        cannot read comes back as its ``PlanFormatError``, so one job's does not hide the others'."""
         with self._client.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hmget(job_key(job_id), ["plan", "callback_url"])

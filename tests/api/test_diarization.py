@@ -4,7 +4,6 @@ clustering step, each a step of the job on its own queue."""
 import base64
 import json
 
-import httpx
 import numpy as np
 
 from speechmodels import audio
